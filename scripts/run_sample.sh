@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Main job: run the headless demo on a simulated slide; writes a proportions CSV and a PNG.
+# Usage: bash scripts/run_sample.sh [OUT_DIR]   (default: stlnmf_sample_output)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('napari_stlnmf') is None)"; then
+  # torch first: the pinned CPU wheel (an unpinned torch would pull the CUDA build)
+  .venv/bin/pip install torch==2.13.0
+  .venv/bin/pip install -e .
+fi
+
+.venv/bin/python -m napari_stlnmf.demo --out "${1:-stlnmf_sample_output}"

@@ -1,0 +1,209 @@
+"""Data terms and the multiplicative (majorise-minimise) update of STL NMF.
+
+Notation (see ``docs/method.md``): ``U`` is spots x types (``U = V^T``), one row ``u_s`` per
+spot. Every term of the objective contributes to four per-entry arrays evaluated at the
+current ``U``:
+
+* ``a``     -- the gradient of the *positive quadratic* parts (``P U`` with ``P >= 0``),
+* ``b``     -- the *positive linear* parts (KL only),
+* ``c_lin`` -- the *negative linear* parts (kept exact),
+* ``c_log`` -- the parts majorised with ``z >= 1 + log z`` (graph coupling ``A U`` and the
+  Jensen bound of the KL data term).
+
+The minimiser of the separable majoriser is ``U' = U * t`` with ``t`` the positive root of
+``a t^2 + (b - c_lin) t - c_log = 0`` (:func:`mm_factor`). It never increases the objective;
+it reduces to Lee--Seung's rule for Frobenius NMF and to the classic KL rule when the
+regularisers vanish.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+__all__ = ["FrobeniusData", "KLData", "mm_factor", "ratio_factor", "DataTerm"]
+
+_EPS = 1e-10
+
+# torch prints a "beta" notice on every CSR tensor; the CSR ops used here are stable.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+def mm_factor(
+    a: torch.Tensor, beta: torch.Tensor, c_log: torch.Tensor, eps: float = _EPS
+) -> torch.Tensor:
+    """Positive root ``t`` of ``a t^2 + beta t - c_log = 0`` (all arrays broadcast).
+
+    Two algebraically equal forms are used so that neither cancels catastrophically:
+    ``2 c / (beta + s)`` for ``beta >= 0`` and ``(s - beta) / (2 a)`` for ``beta < 0``,
+    with ``s = sqrt(beta^2 + 4 a c)``.
+    """
+    s = torch.sqrt(beta * beta + 4.0 * a * c_log + eps * eps)
+    t_pos = 2.0 * c_log / (beta + s).clamp_min(eps)
+    t_neg = (s - beta) / (2.0 * a).clamp_min(eps)
+    return torch.where(beta >= 0, t_pos, t_neg)
+
+
+def ratio_factor(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c_lin: torch.Tensor,
+    c_log: torch.Tensor,
+    eps: float = _EPS,
+) -> torch.Tensor:
+    """The paper's gradient-split rule: negative parts over positive parts (not monotone)."""
+    return (c_lin + c_log) / (a + b).clamp_min(eps)
+
+
+class DataTerm:
+    """Interface of a data term prepared for one slide (tensors on one device)."""
+
+    n_spots: int
+    n_types: int
+
+    def pieces(
+        self, u: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | float, torch.Tensor | float, torch.Tensor | float]:
+        """``(a, b, c_lin, c_log)`` contributions of the data term at ``u``."""
+        raise NotImplementedError
+
+    def value(self, u: torch.Tensor) -> torch.Tensor:
+        """Data term summed over spots (the objective multiplies it by ``1/m``)."""
+        raise NotImplementedError
+
+    def to_cell_fractions(self, u: torch.Tensor) -> torch.Tensor:
+        """Map the fitted rows to cell-number fractions (rows sum to 1)."""
+        raise NotImplementedError
+
+
+class FrobeniusData(DataTerm):
+    """Squared Frobenius data term on library-size-normalised counts.
+
+    ``1/(2c) * sum_s || x_s / T_s - Bn u_s ||^2`` with ``Bn`` the signatures with columns
+    scaled to sum 1 and ``c = trace(Bn^T Bn) / k`` so the term is free of the gene count.
+    ``u_s`` are then mRNA fractions; :meth:`to_cell_fractions` divides by the per-type
+    mean library size. Only ``X Bn`` (m x k) and ``Bn^T Bn`` (k x k) are kept, so a layer
+    costs O(m k^2) whatever the number of genes.
+    """
+
+    def __init__(self, xb: torch.Tensor, gram: torch.Tensor, xx: torch.Tensor, lib: torch.Tensor):
+        self.xb = xb  # (m, k) = (X/T) Bn / c
+        self.gram = gram  # (k, k) = Bn^T Bn / c
+        self.xx = xx  # (m,) = ||x_s/T_s||^2 / c  (for the objective value only)
+        self.lib = lib  # (k,) mean counts per cell of each type
+        self.n_spots, self.n_types = xb.shape
+
+    @classmethod
+    def from_counts(
+        cls, x_csr: torch.Tensor, signatures: torch.Tensor, eps: float = _EPS
+    ) -> FrobeniusData:
+        """Prepare from a sparse CSR ``(m, n)`` count tensor and ``(n, k)`` signatures."""
+        lib = signatures.sum(0)
+        bn = signatures / lib.clamp_min(eps)
+        c = (bn * bn).sum() / bn.shape[1]
+        totals = _row_sums(x_csr)
+        inv_t = torch.where(totals > 0, 1.0 / totals.clamp_min(eps), torch.zeros_like(totals))
+        xb = (x_csr @ bn) * inv_t[:, None] / c
+        xx = _row_sq_sums(x_csr) * inv_t**2 / c
+        return cls(xb, bn.T @ bn / c, xx, lib)
+
+    def pieces(self, u):
+        return u @ self.gram, 0.0, self.xb, 0.0
+
+    def value(self, u):
+        # ||x - Bu||^2 / c = xx - 2 u.xb + u^T G u, halved
+        quad = ((u @ self.gram) * u).sum(1)
+        return 0.5 * (self.xx - 2.0 * (u * self.xb).sum(1) + quad).sum()
+
+    def to_cell_fractions(self, u):
+        cells = u / self.lib.clamp_min(_EPS)
+        return cells / cells.sum(1, keepdim=True).clamp_min(_EPS)
+
+
+class KLData(DataTerm):
+    """Poisson / KL data term on raw counts, per spot normalised by its total count.
+
+    ``sum_s 1/T_s * KL(x_s || N_s B u_s)`` with ``B`` the per-type mean raw counts per cell
+    and the spot scale ``N_s = T_s / 1^T B u_s`` set to its closed-form optimum before each
+    update, so ``u_s`` are cell fractions. Only the nonzeros of ``X`` enter: ``B u`` is
+    sampled at them (SDDMM) and ``B^T (x / B u)`` is a sparse-dense product, so a layer
+    costs O(nnz(X) k) time and memory.
+    """
+
+    def __init__(self, x_csr: torch.Tensor, signatures: torch.Tensor):
+        self.crow = x_csr.crow_indices()
+        self.col = x_csr.col_indices()
+        self.vals = x_csr.values()
+        self.shape = tuple(x_csr.shape)
+        self.pattern = torch.sparse_csr_tensor(
+            self.crow,
+            self.col,
+            torch.zeros_like(self.vals),
+            size=self.shape,
+            check_invariants=False,
+        )
+        self.totals = _row_sums(x_csr)
+        self.inv_t = torch.where(
+            self.totals > 0, 1.0 / self.totals.clamp_min(_EPS), torch.zeros_like(self.totals)
+        )
+        self.has = (self.totals > 0).to(self.vals.dtype)
+        self.sig = signatures
+        self.sig_sum = signatures.sum(0)
+        self.n_spots = int(self.shape[0])
+        self.n_types = int(signatures.shape[1])
+
+    @classmethod
+    def from_counts(cls, x_csr: torch.Tensor, signatures: torch.Tensor) -> KLData:
+        """Prepare from a sparse CSR ``(m, n)`` count tensor and ``(n, k)`` signatures."""
+        return cls(x_csr, signatures)
+
+    def _fitted_at_nonzeros(self, u: torch.Tensor) -> torch.Tensor:
+        """``(B u)_sg`` at the nonzeros of ``X``, in CSR value order."""
+        y = torch.sparse.sampled_addmm(self.pattern, u, self.sig.T, beta=0.0)
+        return y.values().clamp_min(_EPS)
+
+    def pieces(self, u):
+        mass = (u @ self.sig_sum).clamp_min(_EPS)  # 1^T B u per spot
+        b = self.sig_sum[None, :] * (self.has / mass)[:, None]
+        ratio = torch.sparse_csr_tensor(
+            self.crow,
+            self.col,
+            self.vals / self._fitted_at_nonzeros(u),
+            size=self.shape,
+            check_invariants=False,
+        )
+        c_log = (ratio @ self.sig) * self.inv_t[:, None]
+        return 0.0, b, 0.0, c_log
+
+    def value(self, u, scale: torch.Tensor | None = None):
+        """KL term; ``scale`` is ``N_s`` (default: its optimum ``T_s / 1^T B u_s``)."""
+        mass = (u @ self.sig_sum).clamp_min(_EPS)
+        if scale is None:
+            scale = self.optimal_scale(u)
+        counts = self.crow[1:] - self.crow[:-1]
+        per_nz = torch.repeat_interleave(self.inv_t, counts)
+        y = self._fitted_at_nonzeros(u) * torch.repeat_interleave(scale, counts)
+        x = self.vals
+        data = ((x * torch.log(x / y) - x) * per_nz).sum()
+        return data + (scale * mass * self.has * self.inv_t).sum()
+
+    def optimal_scale(self, u: torch.Tensor) -> torch.Tensor:
+        return self.totals / (u @ self.sig_sum).clamp_min(_EPS)
+
+    def to_cell_fractions(self, u):
+        return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+
+
+def _row_sums(x_csr: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones(x_csr.shape[1], 1, dtype=x_csr.dtype, device=x_csr.device)
+    return (x_csr @ ones)[:, 0]
+
+
+def _row_sq_sums(x_csr: torch.Tensor) -> torch.Tensor:
+    crow = x_csr.crow_indices()
+    counts = crow[1:] - crow[:-1]
+    rows = torch.repeat_interleave(torch.arange(counts.shape[0], device=crow.device), counts)
+    vals = x_csr.values()
+    out = torch.zeros(counts.shape[0], dtype=vals.dtype, device=vals.device)
+    return out.index_add(0, rows, vals * vals)

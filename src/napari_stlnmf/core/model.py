@@ -1,0 +1,217 @@
+"""The unrolled STL NMF network: each layer one multiplicative update, then a per-spot
+normalisation. Learnable: lambda1..3, sigma1, sigma2 (positive through ``exp``) and the
+per-region group weights omega (non-negative through ``softplus``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .graph import SpotGraph
+from .layers import DataTerm, mm_factor, ratio_factor
+
+__all__ = ["NetConfig", "STLNMFNet", "objective"]
+
+_FLOOR = 1e-8
+
+
+@dataclass
+class NetConfig:
+    """Hyper-parameters of the unrolled network (all JSON-serialisable).
+
+    Attributes
+    ----------
+    n_types, n_regions : int
+    n_layers : int
+        Number of unrolled updates.
+    tied : bool
+        One set of lambda/sigma shared by every layer (True) or one per layer.
+    data_term : {"kl", "frobenius"}
+    group : {"region", "literal", "none"}
+        ``region``: sum_s ||omega_{r(s)} * u_s||^2; ``literal``: the paper's ||W V||_F^2 with
+        W m-tall (acts as one k x k quadratic form shared by all spots); ``none``: off.
+    update : {"mm", "ratio"}
+        ``mm``: the majorise-minimise rule (monotone); ``ratio``: the paper's split rule.
+    lambda1, lambda2, lambda3, sigma1, sigma2, omega : float
+        Initial values (sigma1 in spot pitches).
+    """
+
+    n_types: int
+    n_regions: int = 1
+    n_layers: int = 60
+    tied: bool = True
+    data_term: str = "kl"
+    group: str = "region"
+    update: str = "mm"
+    lambda1: float = 0.02
+    lambda2: float = 0.01
+    lambda3: float = 0.01
+    sigma1: float = 1.0
+    sigma2: float = 1.0
+    omega: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _inv_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class STLNMFNet(nn.Module):
+    """Unrolled STL NMF (see ``docs/method.md`` for the update it unrolls)."""
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        if config.data_term not in ("kl", "frobenius"):
+            raise ValueError(f"data_term must be 'kl' or 'frobenius', got {config.data_term!r}")
+        if config.group not in ("region", "literal", "none"):
+            raise ValueError(f"group must be 'region', 'literal' or 'none', got {config.group!r}")
+        if config.update not in ("mm", "ratio"):
+            raise ValueError(f"update must be 'mm' or 'ratio', got {config.update!r}")
+        self.config = config
+        n_sets = 1 if config.tied else config.n_layers
+        lam0 = torch.log(torch.tensor([config.lambda1, config.lambda2, config.lambda3]))
+        sig0 = torch.log(torch.tensor([config.sigma1, config.sigma2]))
+        self.log_lambda = nn.Parameter(lam0.repeat(n_sets, 1))
+        self.log_sigma = nn.Parameter(sig0.repeat(n_sets, 1))
+        self.omega_raw = nn.Parameter(
+            torch.full((config.n_regions, config.n_types), _inv_softplus(config.omega))
+        )
+
+    # -- learned parameters in their natural units ------------------------------------
+    @property
+    def lambdas(self) -> torch.Tensor:
+        """(n_sets, 3) tensor of lambda1..3."""
+        return self.log_lambda.exp()
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """(n_sets, 2) tensor of sigma1 (spot pitches), sigma2."""
+        return self.log_sigma.exp()
+
+    @property
+    def omega(self) -> torch.Tensor:
+        """(n_regions, n_types) non-negative group weights."""
+        return F.softplus(self.omega_raw)
+
+    # -- one layer ----------------------------------------------------------------------
+    def step(
+        self,
+        u: torch.Tensor,
+        data: DataTerm,
+        graph: SpotGraph,
+        region_idx: torch.Tensor,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """One multiplicative update (no normalisation)."""
+        p = 0 if self.config.tied else layer
+        lam1, lam2, lam3 = self.lambdas[p]
+        sig1, sig2 = self.sigmas[p]
+        w = graph.weights(sig1, sig2)
+        return multiplicative_step(
+            u,
+            data,
+            graph,
+            w,
+            region_idx,
+            self.omega,
+            lam1,
+            lam2,
+            lam3,
+            self.config.group,
+            self.config.update,
+        )
+
+    def forward(
+        self,
+        data: DataTerm,
+        graph: SpotGraph,
+        region_idx: torch.Tensor,
+        u0: torch.Tensor | None = None,
+        callback=None,
+    ) -> torch.Tensor:
+        """Run every layer; returns cell fractions (m, k), rows summing to 1."""
+        m, k = data.n_spots, data.n_types
+        dtype = self.log_lambda.dtype
+        device = self.log_lambda.device
+        u = torch.full((m, k), 1.0 / k, dtype=dtype, device=device) if u0 is None else u0
+        for layer in range(self.config.n_layers):
+            u = self.step(u, data, graph, region_idx, layer)
+            u = u / u.sum(1, keepdim=True).clamp_min(1e-30)
+            u = u.clamp_min(_FLOOR)
+            if callback is not None:
+                callback(layer)
+        return data.to_cell_fractions(u)
+
+
+def _group_weights(omega: torch.Tensor, region_idx: torch.Tensor, group: str, m: int):
+    if group == "region":
+        return (omega * omega)[region_idx]  # (m, k)
+    if group == "literal":
+        counts = torch.bincount(region_idx, minlength=omega.shape[0]).to(omega.dtype)
+        return (omega.T * (counts / m)) @ omega  # (k, k) = W^T W / m
+    return None
+
+
+def multiplicative_step(
+    u: torch.Tensor,
+    data: DataTerm,
+    graph: SpotGraph,
+    w: torch.Tensor,
+    region_idx: torch.Tensor,
+    omega: torch.Tensor,
+    lam1: torch.Tensor,
+    lam2: torch.Tensor,
+    lam3: torch.Tensor,
+    group: str = "region",
+    update: str = "mm",
+) -> torch.Tensor:
+    """One update ``U * t`` of the regularised objective (see module docs of ``layers``)."""
+    a, b, c_lin, c_log = data.pieces(u)
+    deg = graph.degree(w)
+    row_sum = u.sum(1, keepdim=True)
+    a = a + lam1 * deg[:, None] * u + lam2 * row_sum
+    c_log = c_log + lam1 * graph.propagate(w, u)
+    c_lin = c_lin + lam2
+    gw = _group_weights(omega, region_idx, group, u.shape[0])
+    if gw is not None:
+        a = a + lam3 * (gw * u if group == "region" else u @ gw)
+    if update == "ratio":
+        return u * ratio_factor(a, b, c_lin, c_log)
+    beta = b - c_lin
+    if not torch.is_tensor(beta):
+        beta = torch.full_like(u, float(beta))
+    return u * mm_factor(a, beta, c_log)
+
+
+def objective(
+    u: torch.Tensor,
+    data: DataTerm,
+    graph: SpotGraph,
+    w: torch.Tensor,
+    region_idx: torch.Tensor,
+    omega: torch.Tensor,
+    lam1: float,
+    lam2: float,
+    lam3: float,
+    group: str = "region",
+    **data_kw,
+) -> torch.Tensor:
+    """The STL NMF objective (per spot), matching :func:`multiplicative_step`'s gradient."""
+    m = u.shape[0]
+    diff = u[graph.src] - u[graph.dst]
+    lap = 0.25 * (w[:, None] * diff * diff).sum()  # 1/2 Tr(U^T L U); edges listed twice
+    s2o = 0.5 * ((u.sum(1) - 1.0) ** 2).sum()
+    gw = _group_weights(omega, region_idx, group, m)
+    if gw is None:
+        grp = u.new_zeros(())
+    elif group == "region":
+        grp = 0.5 * (gw * u * u).sum()
+    else:
+        grp = 0.5 * ((u @ gw) * u).sum()
+    return (data.value(u, **data_kw) + lam1 * lap + lam2 * s2o + lam3 * grp) / m

@@ -1,0 +1,1 @@
+"""File formats: readers and writers around the core (models, tables, spatial data)."""
