@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .core.estimator import STLNMF, PlainKL
@@ -45,8 +44,16 @@ def _figure(coords, props, truth, names, path: Path) -> None:
     for j in range(show):
         for row, (vals, label) in enumerate([(truth, "truth"), (props, "STL NMF")]):
             ax = axes[row, j]
-            sc = ax.scatter(coords[:, 0], -coords[:, 1], c=vals[:, j], s=9, cmap="viridis",
-                            vmin=0, vmax=1, linewidths=0)
+            sc = ax.scatter(
+                coords[:, 0],
+                -coords[:, 1],
+                c=vals[:, j],
+                s=9,
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                linewidths=0,
+            )
             ax.set_title(f"{names[j]} ({label})", fontsize=9)
             ax.set_aspect("equal")
             ax.axis("off")
@@ -68,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     slide = simulate_demo_slide(seed=args.seed, settings=SimulationSettings(depth=0.05))
     X, coords, regions = slide["counts"], slide["coords"], slide["regions"]
     ref, truth, names = slide["reference"], slide["proportions"], slide["cell_types"]
-    print(f"slide: {X.shape[0]} spots, {X.shape[1]} genes, {len(names)} cell types, "
-          f"{len(set(regions.tolist()))} regions")
+    print(
+        f"slide: {X.shape[0]} spots, {X.shape[1]} genes, {len(names)} cell types, "
+        f"{len(set(regions.tolist()))} regions"
+    )
     t0 = time.perf_counter()
     model = STLNMF(epochs=args.epochs, device=args.device, random_state=args.seed)
     model.fit(ref, coords, regions, X=X)

@@ -22,7 +22,7 @@ import torch
 from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
-from .device import resolve_device
+from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
 from .layers import FrobeniusData, KLData
 from .model import NetConfig, STLNMFNet
@@ -209,16 +209,16 @@ class PlainKL(_Base):
     def transform(self, X, coords=None, regions=None) -> np.ndarray:
         x, sig, valid = self._split(X)
         dev = resolve_device(self.device)
-        data = make_data_term(x, sig, "kl", dev, torch.float64)
-        with torch.no_grad():
+        data = make_data_term(x, sig, "kl", dev, torch.float32)
+        with torch.no_grad(), cpu_threads(threads_for(x.nnz * sig.shape[1], dev)):
             u = torch.full(
-                (data.n_spots, data.n_types), 1.0 / data.n_types, dtype=torch.float64, device=dev
+                (data.n_spots, data.n_types), 1.0 / data.n_types, dtype=torch.float32, device=dev
             )
             for _ in range(self.n_iter):
                 _, b, _, c = data.pieces(u)
                 u = u * c / b.clamp_min(1e-30)
                 u = u / u.sum(1, keepdim=True).clamp_min(1e-30)
-        return self._merge(u.cpu().numpy(), valid)
+        return self._merge(u.double().cpu().numpy(), valid)
 
 
 class NNLS(_Base):
@@ -268,7 +268,9 @@ class STLNMF(_Base):
     lr : float, default 0.1
     patience : int, default 5
     n_train_slides : int, default 3
-        Simulated slides per epoch (plus one for validation).
+        Freshly simulated slides per epoch (one optimiser step each).
+    n_val_slides : int, default 2
+        Simulated slides, fixed for the whole run, for early stopping.
     max_train_spots : int, default 1200
         Larger geometries are trained on random spatial crops of this many spots (the
         parameters are scale-free, so they transfer to the whole slide).
@@ -308,6 +310,7 @@ class STLNMF(_Base):
         lr: float = 0.1,
         patience: int = 5,
         n_train_slides: int = 3,
+        n_val_slides: int = 2,
         max_train_spots: int = 1200,
         radius: float = 1.5,
         prior="auto",
@@ -326,6 +329,7 @@ class STLNMF(_Base):
         self.lr = lr
         self.patience = patience
         self.n_train_slides = n_train_slides
+        self.n_val_slides = n_val_slides
         self.max_train_spots = max_train_spots
         self.radius = radius
         self.prior = prior
@@ -403,25 +407,24 @@ class STLNMF(_Base):
         torch.manual_seed(self.random_state)
         t0 = time.perf_counter()
 
-        # trained in float64: gradients through many multiplicative layers can exceed
-        # float32's range; inference runs in float32
-        net = STLNMFNet(self._config(reference.n_types, len(region_labels)))
-        net = net.to(dev, torch.float64)
+        net = STLNMFNet(self._config(reference.n_types, len(region_labels))).to(dev)
         history: list[dict] = []
         if self.epochs > 0:
             train, val = self._training_slides(reference, coords, region_idx, X, rng, dev)
-            net, history = train_network(
-                net,
-                train,
-                val,
-                epochs=self.epochs,
-                lr=self.lr,
-                patience=self.patience,
-                callback=callback,
-                should_stop=should_stop,
-            )
+            # training crops are small: one thread is faster, and robust on a busy machine
+            with cpu_threads(threads_for(0, dev)):
+                net, history = train_network(
+                    net,
+                    train,
+                    val,
+                    epochs=self.epochs,
+                    lr=self.lr,
+                    patience=self.patience,
+                    callback=callback,
+                    should_stop=should_stop,
+                )
         # only now, after a successful (not cancelled) fit, change the estimator
-        self.net_ = net.to(torch.float32).eval()
+        self.net_ = net.eval()
         self.reference_ = reference
         self.regions_ = region_labels
         self.pitch_ = spot_pitch(coords)
@@ -430,6 +433,7 @@ class STLNMF(_Base):
         return self
 
     def _training_slides(self, reference, coords, region_idx, X, rng, dev):
+        """Validation slides, and a function drawing fresh training slides per epoch."""
         if self.holdout_cells and reference.cells is not None and reference.labels is not None:
             sig_ref, sim_ref = reference.split_cells(0.5, rng)
         else:
@@ -438,34 +442,34 @@ class STLNMF(_Base):
         prior = self._region_prior(reference, X, coords, region_idx)
         pitch = spot_pitch(coords)
         genes = _used_genes(sig_ref.signatures)
+        signatures = sig_ref.signatures[genes]
         tree = cKDTree(coords)
-        slides = []
-        for _ in range(self.n_train_slides + 1):
+
+        def one_slide(gen: np.random.Generator) -> TrainingSlide:
             if coords.shape[0] > self.max_train_spots:
-                centre = coords[rng.integers(coords.shape[0])]
+                centre = coords[gen.integers(coords.shape[0])]
                 _, idx = tree.query(centre, k=self.max_train_spots)
                 idx = np.sort(idx)
             else:
                 idx = np.arange(coords.shape[0])
-            sim = simulate_slide(sim_ref, coords[idx], region_idx[idx], rng, settings, prior)
+            sim = simulate_slide(sim_ref, coords[idx], region_idx[idx], gen, settings, prior)
             x = sim.counts[:, genes].tocsr()
             keep = _nonzero_spots(x)
             idx, x, truth = idx[keep], x[keep], sim.proportions[keep]
             data, graph, ridx = self._prepare(
-                x,
-                sig_ref.signatures[genes],
-                coords[idx],
-                region_idx[idx],
-                pitch,
-                dev,
-                torch.float64,
+                x, signatures, coords[idx], region_idx[idx], pitch, dev
             )
-            slides.append(
-                TrainingSlide(
-                    data, graph, ridx, torch.as_tensor(truth, dtype=torch.float64, device=dev)
-                )
-            )
-        return slides[:-1], slides[-1:]
+            truth = torch.as_tensor(truth, dtype=torch.float32, device=dev)
+            return TrainingSlide(data, graph, ridx, truth)
+
+        val = [one_slide(rng) for _ in range(self.n_val_slides)]
+        seeds = rng.integers(0, 2**63 - 1, size=self.epochs + 1)
+
+        def draw(epoch: int) -> list[TrainingSlide]:
+            gen = np.random.default_rng(seeds[epoch])
+            return [one_slide(gen) for _ in range(self.n_train_slides)]
+
+        return draw, val
 
     def _calibrated_settings(self, sim_ref, X, rng) -> SimulationSettings:
         """Simulation settings whose sequencing depth matches the target slide's.
@@ -527,7 +531,7 @@ class STLNMF(_Base):
             self.pitch_ if self._same_scale(coords) else None,
             dev,
         )
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads(threads_for(x.nnz * sig.shape[1], dev)):
             props = self.net_(data, graph, ridx, callback=callback)
         return self._merge(props.double().cpu().numpy(), valid)
 

@@ -163,17 +163,15 @@ class KLData(DataTerm):
         y = torch.sparse.sampled_addmm(self.pattern, u, self.sig.T, beta=0.0)
         return y.values().clamp_min(_EPS)
 
+    def _csr(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(
+            self.crow, self.col, values, size=self.shape, check_invariants=False
+        )
+
     def pieces(self, u):
         mass = (u @ self.sig_sum).clamp_min(_EPS)  # 1^T B u per spot
         b = self.sig_sum[None, :] * (self.has / mass)[:, None]
-        ratio = torch.sparse_csr_tensor(
-            self.crow,
-            self.col,
-            self.vals / self._fitted_at_nonzeros(u),
-            size=self.shape,
-            check_invariants=False,
-        )
-        c_log = (ratio @ self.sig) * self.inv_t[:, None]
+        c_log = _KLRatio.apply(u, self) * self.inv_t[:, None]
         return 0.0, b, 0.0, c_log
 
     def value(self, u, scale: torch.Tensor | None = None):
@@ -193,6 +191,31 @@ class KLData(DataTerm):
 
     def to_cell_fractions(self, u):
         return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+
+
+class _KLRatio(torch.autograd.Function):
+    """``B^T (x / B u)`` per spot over the nonzeros of ``x``, with a hand-written backward.
+
+    torch's autograd through ``sampled_addmm`` and CSR products gave wrong gradients here
+    (checked against finite differences), so both directions use the same two sparse
+    kernels: an SDDMM and a CSR x dense product. With ``y = B u`` at the nonzeros and an
+    upstream gradient ``G``: ``dL/du = -W B`` where ``W_sg = (G B^T)_sg x_sg / y_sg^2``.
+    """
+
+    @staticmethod
+    def forward(ctx, u, data):
+        y = data._fitted_at_nonzeros(u)
+        ctx.data = data
+        ctx.save_for_backward(y)
+        return data._csr(data.vals / y) @ data.sig
+
+    @staticmethod
+    def backward(ctx, grad):
+        data = ctx.data
+        (y,) = ctx.saved_tensors
+        g_at = torch.sparse.sampled_addmm(data.pattern, grad.contiguous(), data.sig.T, beta=0.0)
+        weights = -g_at.values() * data.vals / (y * y)
+        return data._csr(weights) @ data.sig, None
 
 
 def _row_sums(x_csr: torch.Tensor) -> torch.Tensor:

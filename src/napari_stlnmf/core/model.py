@@ -99,6 +99,12 @@ class STLNMFNet(nn.Module):
         """(n_regions, n_types) non-negative group weights."""
         return F.softplus(self.omega_raw)
 
+    def omega_for_inference(self) -> torch.Tensor:
+        """omega with one extra row, the mean over regions, for regions unseen in training
+        (their index is ``n_regions``)."""
+        om = self.omega
+        return torch.cat([om, om.mean(0, keepdim=True)])
+
     # -- one layer ----------------------------------------------------------------------
     def step(
         self,
@@ -119,7 +125,7 @@ class STLNMFNet(nn.Module):
             graph,
             w,
             region_idx,
-            self.omega,
+            self.omega_for_inference(),
             lam1,
             lam2,
             lam3,

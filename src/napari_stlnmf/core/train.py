@@ -55,7 +55,7 @@ def _evaluate(net: STLNMFNet, slides: Sequence[TrainingSlide]) -> float:
 
 def train_network(
     net: STLNMFNet,
-    train: Sequence[TrainingSlide],
+    train: Sequence[TrainingSlide] | Callable[[int], Sequence[TrainingSlide]],
     val: Sequence[TrainingSlide],
     epochs: int = 30,
     lr: float = 0.05,
@@ -69,7 +69,10 @@ def train_network(
     ----------
     net : STLNMFNet
         Initial network; it is not modified.
-    train, val : sequences of TrainingSlide
+    train : sequence of TrainingSlide, or callable ``epoch -> sequence``
+        A callable draws fresh slides every epoch (no slide is seen twice, so the
+        per-region weights cannot memorise one draw of region compositions).
+    val : sequence of TrainingSlide
     epochs : int
         Maximum number of passes over ``train`` (one optimiser step per slide).
     lr : float
@@ -89,6 +92,7 @@ def train_network(
         ``epoch``, ``train_rmse``, ``val_rmse``, ``seconds`` per epoch.
     """
     net = copy.deepcopy(net)
+    draw = train if callable(train) else (lambda epoch: train)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     start = time.perf_counter()
     best = _evaluate(net, val)
@@ -96,7 +100,7 @@ def train_network(
     history = [
         {
             "epoch": 0,
-            "train_rmse": _evaluate(net, train),
+            "train_rmse": _evaluate(net, draw(0)),
             "val_rmse": best,
             "seconds": time.perf_counter() - start,
         }
@@ -108,7 +112,7 @@ def train_network(
     stale = 0
     for epoch in range(1, epochs + 1):
         losses = []
-        for slide in train:
+        for slide in draw(epoch):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}")
             opt.zero_grad()

@@ -51,7 +51,9 @@ def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
     model._check_fitted()
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}
-    tensors["signatures"] = torch.as_tensor(model.reference_.signatures, dtype=torch.float64)
+    tensors["signatures"] = torch.as_tensor(
+        np.ascontiguousarray(model.reference_.signatures), dtype=torch.float64
+    )
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

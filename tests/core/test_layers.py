@@ -1,0 +1,131 @@
+"""The multiplicative update: monotone, correct fixed points, differentiable."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import nnls
+
+from napari_stlnmf.core.model import NetConfig, STLNMFNet, multiplicative_step, objective
+
+from .conftest import make_data, make_graph, random_problem
+
+T = torch.as_tensor
+
+
+@pytest.mark.parametrize("group", ["region", "literal", "none"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mm_step_never_increases_objective(data_term, group, seed):
+    x, sig, coords, regions = random_problem(seed)
+    data = make_data(data_term, x, sig)
+    graph = make_graph(coords, regions)
+    rng = np.random.default_rng(100 + seed)
+    # wide parameter ranges, including strong smoothing where the ratio rule misbehaves
+    lam1, lam2, lam3 = (T(v) for v in 10.0 ** rng.uniform(-2, 1, size=3))
+    w = graph.weights(T(rng.uniform(0.5, 3.0)), T(rng.uniform(0.3, 2.0)))
+    omega = T(rng.uniform(0, 2, size=(3, data.n_types)))
+    ridx = T(regions)
+    u = T(rng.uniform(0.05, 1.0, size=(data.n_spots, data.n_types)))
+    checked = 0
+    for _ in range(40):
+        kw = {"scale": data.optimal_scale(u)} if data_term == "kl" else {}
+        before = objective(u, data, graph, w, ridx, omega, lam1, lam2, lam3, group, **kw)
+        new = multiplicative_step(u, data, graph, w, ridx, omega, lam1, lam2, lam3, group)
+        after = objective(new, data, graph, w, ridx, omega, lam1, lam2, lam3, group, **kw)
+        assert torch.isfinite(after)
+        assert after <= before + 1e-10 * abs(before), (before.item(), after.item())
+        if data_term == "kl":  # the profiled objective (scale re-optimised) decreases too
+            prof = objective(new, data, graph, w, ridx, omega, lam1, lam2, lam3, group)
+            assert prof <= after + 1e-10 * abs(after)
+        u = new
+        checked += 1
+    assert checked == 40
+
+
+def test_frobenius_fixed_point_is_nnls():
+    """With all lambdas 0 the update is Lee-Seung's and converges to the NNLS solution."""
+    x, sig, coords, regions = random_problem(3, m=12, n=30, k=4)
+    data = make_data("frobenius", x, sig)
+    graph = make_graph(coords, regions)
+    zero = T(0.0, dtype=torch.float64)
+    w = graph.weights(T(1.0), T(1.0))
+    u = torch.full((12, 4), 0.3, dtype=torch.float64)
+    for _ in range(20000):
+        u = multiplicative_step(u, data, graph, w, T(regions), torch.ones(3, 4), zero, zero, zero)
+    xd = x.toarray()
+    bn = sig / sig.sum(0)
+    for s in range(12):
+        ref = nnls(bn, xd[s] / xd[s].sum())[0]
+        np.testing.assert_allclose(u[s].numpy(), ref, atol=2e-4)
+
+
+def test_kl_fixed_point_satisfies_kkt():
+    """With lambdas 0 the KL update converges to a KKT point of the KL objective."""
+    x, sig, coords, regions = random_problem(4, m=10, n=40, k=4)
+    data = make_data("kl", x, sig)
+    graph = make_graph(coords, regions)
+    zero = T(0.0, dtype=torch.float64)
+    w = graph.weights(T(1.0), T(1.0))
+    u = torch.full((10, 4), 0.25, dtype=torch.float64)
+    for _ in range(5000):
+        u = multiplicative_step(u, data, graph, w, T(regions), torch.ones(3, 4), zero, zero, zero)
+        u = u / u.sum(1, keepdim=True)
+    _, b, _, c = data.pieces(u)
+    grad = b - c  # gradient of the (per spot normalised) KL term
+    active = u > 1e-6
+    assert grad[active].abs().max() < 1e-4
+    assert grad[~active].min() > -1e-4 if (~active).any() else True
+    # and the optimum of a problem generated without noise is the truth
+    truth = np.random.default_rng(0).dirichlet(np.ones(4), size=10)
+    exact = truth @ sig.T * 50.0
+    import scipy.sparse as sp
+
+    data2 = make_data("kl", sp.csr_matrix(exact), sig)
+    u = torch.full((10, 4), 0.25, dtype=torch.float64)
+    for _ in range(3000):
+        u = multiplicative_step(u, data2, graph, w, T(regions), torch.ones(3, 4), zero, zero, zero)
+        u = u / u.sum(1, keepdim=True)
+    np.testing.assert_allclose(u.numpy(), truth, atol=2e-3)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("group", ["region", "literal"])
+def test_gradient_reaches_every_parameter(data_term, tied, group):
+    x, sig, coords, regions = random_problem(5)
+    data = make_data(data_term, x, sig)
+    graph = make_graph(coords, regions)
+    net = STLNMFNet(
+        NetConfig(
+            n_types=5,
+            n_regions=3,
+            n_layers=4,
+            tied=tied,
+            data_term=data_term,
+            group=group,
+            lambda1=0.5,
+            lambda3=0.5,
+        )
+    ).double()
+    truth = torch.as_tensor(np.random.default_rng(0).dirichlet(np.ones(5), size=60))
+    loss = ((net(data, graph, T(regions)) - truth) ** 2).mean()
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_network_output_is_simplex(data_term):
+    x, sig, coords, regions = random_problem(6)
+    data = make_data(data_term, x, sig)
+    net = STLNMFNet(NetConfig(n_types=5, n_regions=3, n_layers=10, data_term=data_term)).double()
+    out = net(data, make_graph(coords, regions), T(regions))
+    assert out.shape == (60, 5)
+    assert torch.isfinite(out).all()
+    assert (out >= 0).all()
+    np.testing.assert_allclose(out.sum(1).detach().numpy(), 1.0, atol=1e-9)
+
+
+def test_frobenius_cost_does_not_depend_on_gene_count():
+    x, sig, _, _ = random_problem(7, n=40)
+    data = make_data("frobenius", x, sig)
+    assert data.xb.shape == (60, 5) and data.gram.shape == (5, 5)
