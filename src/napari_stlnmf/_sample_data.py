@@ -9,22 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def _median_nn_spacing(coords) -> float:
-    """Median distance from each spot to its nearest neighbour (1.0 if undefined)."""
-    import numpy as np
-    from scipy.spatial import cKDTree
-
-    coords = np.asarray(coords, dtype=float)
-    if coords.shape[0] < 2:
-        return 1.0
-    dist, _ = cKDTree(coords).query(coords, k=2)
-    nn = dist[:, 1]
-    nn = nn[np.isfinite(nn) & (nn > 0)]
-    if nn.size == 0:
-        return 1.0
-    return float(np.median(nn))
-
-
 def make_simulated_slide() -> list[tuple[Any, dict[str, Any], str]]:
     """Return a napari Points layer of simulated spots coloured by cell-type proportion.
 
@@ -34,6 +18,7 @@ def make_simulated_slide() -> list[tuple[Any, dict[str, Any], str]]:
     import numpy as np
     import pandas as pd
 
+    from napari_stlnmf.core.graph import spot_pitch
     from napari_stlnmf.core.simulate import simulate_demo_slide
 
     sim = simulate_demo_slide()
@@ -46,7 +31,7 @@ def make_simulated_slide() -> list[tuple[Any, dict[str, Any], str]]:
     for j, name in enumerate(cell_types):
         features[name] = proportions[:, j]
 
-    d = _median_nn_spacing(coords)
+    d = spot_pitch(coords)
     kwargs: dict[str, Any] = {
         "name": "spots (simulated)",
         "size": float(d),
