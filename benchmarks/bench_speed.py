@@ -150,7 +150,10 @@ def synthetic_slide(m: int, n_genes: int, n_types: int, nnz: int, seed: int = 0)
             del dup
         else:  # pragma: no cover - only for q close to n_genes
             raise RuntimeError("could not draw distinct genes per spot")
-    values = rng.poisson(1.5, size=m * q).astype(np.float64)
+    values = np.empty(m * q, dtype=np.float64)
+    step = 1 << 22  # chunks keep the int64 Poisson draws small
+    for s in range(0, m * q, step):
+        values[s : s + step] = rng.poisson(1.5, size=min(step, m * q - s))
     values += 1.0
     indptr = np.arange(0, m * q + 1, q, dtype=np.int32 if m * q < 2**31 else np.int64)
     indices = cols.reshape(-1)

@@ -31,6 +31,7 @@ def test_sparse_graph_equals_dense_reference():
     dense = dense_adjacency(coords, regions, 2.1, sigma1, sigma2)
     u = torch.as_tensor(rng.uniform(size=(99, 4)))
     np.testing.assert_allclose(g.propagate(w, u).numpy(), dense @ u.numpy(), rtol=1e-10)
+    np.testing.assert_allclose((g.csr(w) @ u).numpy(), dense @ u.numpy(), rtol=1e-10)
     np.testing.assert_allclose(g.degree(w).numpy(), dense.sum(1), rtol=1e-10)
     assert (g.src != g.dst).all()  # no self loops
     assert g.n_edges == int((dense > 0).sum())

@@ -98,22 +98,13 @@ class SpotGraph:
             return out
         return out.index_add(0, self.src, u[self.dst] * w[:, None])
 
-    def subgraph(self, keep: np.ndarray) -> SpotGraph:
-        """Graph induced on the nodes where boolean ``keep`` is True (renumbered)."""
-        keep = np.asarray(keep, dtype=bool)
-        new_id = np.full(self.n_nodes, -1, dtype=np.int64)
-        new_id[keep] = np.arange(int(keep.sum()))
-        src = self.src.cpu().numpy()
-        dst = self.dst.cpu().numpy()
-        ok = keep[src] & keep[dst]
-        dev = self.src.device
-        return SpotGraph(
-            torch.as_tensor(new_id[src[ok]], device=dev),
-            torch.as_tensor(new_id[dst[ok]], device=dev),
-            self.dist2[torch.as_tensor(ok, device=dev)],
-            self.cross[torch.as_tensor(ok, device=dev)],
-            int(keep.sum()),
-            self.pitch,
+    def csr(self, w: torch.Tensor) -> torch.Tensor:
+        """The weighted adjacency as a sparse CSR (m, m) tensor (edges are sorted by src)."""
+        counts = torch.bincount(self.src, minlength=self.n_nodes)
+        crow = torch.zeros(self.n_nodes + 1, dtype=torch.int64, device=self.src.device)
+        crow[1:] = torch.cumsum(counts, 0)
+        return torch.sparse_csr_tensor(
+            crow, self.dst, w, size=(self.n_nodes, self.n_nodes), check_invariants=False
         )
 
 
@@ -156,6 +147,8 @@ def build_graph(
     i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
     src = np.concatenate([i, j])
     dst = np.concatenate([j, i])
+    order = np.lexsort((dst, src))  # CSR order: by source, then target
+    src, dst = src[order], dst[order]
     d2 = ((scaled[src] - scaled[dst]) ** 2).sum(axis=1)
     if regions is None:
         cross = np.zeros(src.shape[0])

@@ -52,7 +52,10 @@ def ratio_factor(
     c_log: torch.Tensor,
     eps: float = _EPS,
 ) -> torch.Tensor:
-    """The paper's gradient-split rule: negative parts over positive parts (not monotone)."""
+    """The paper's gradient-split rule: negative parts over positive parts.
+
+    Never increases the Frobenius objective, but can increase the KL one (docs/method.md).
+    """
     return (c_lin + c_log) / (a + b).clamp_min(eps)
 
 

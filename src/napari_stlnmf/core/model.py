@@ -5,6 +5,7 @@ per-region group weights omega (non-negative through ``softplus``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -106,6 +107,24 @@ class STLNMFNet(nn.Module):
         return torch.cat([om, om.mean(0, keepdim=True)])
 
     # -- one layer ----------------------------------------------------------------------
+    def terms(self, graph: SpotGraph, region_idx: torch.Tensor, layer: int = 0) -> LayerTerms:
+        """Constants of one layer (all layers share them when tied)."""
+        p = 0 if self.config.tied else layer
+        lam1, lam2, lam3 = self.lambdas[p]
+        sig1, sig2 = self.sigmas[p]
+        w = graph.weights(sig1, sig2)
+        return layer_terms(
+            graph,
+            w,
+            region_idx,
+            self.omega_for_inference(),
+            lam1,
+            lam2,
+            lam3,
+            self.config.group,
+            graph.n_nodes,
+        )
+
     def step(
         self,
         u: torch.Tensor,
@@ -115,23 +134,8 @@ class STLNMFNet(nn.Module):
         layer: int = 0,
     ) -> torch.Tensor:
         """One multiplicative update (no normalisation)."""
-        p = 0 if self.config.tied else layer
-        lam1, lam2, lam3 = self.lambdas[p]
-        sig1, sig2 = self.sigmas[p]
-        w = graph.weights(sig1, sig2)
-        return multiplicative_step(
-            u,
-            data,
-            graph,
-            w,
-            region_idx,
-            self.omega_for_inference(),
-            lam1,
-            lam2,
-            lam3,
-            self.config.group,
-            self.config.update,
-        )
+        terms = self.terms(graph, region_idx, layer)
+        return apply_step(u, data, terms, self.config.group, self.config.update)
 
     def forward(
         self,
@@ -146,8 +150,11 @@ class STLNMFNet(nn.Module):
         dtype = self.log_lambda.dtype
         device = self.log_lambda.device
         u = torch.full((m, k), 1.0 / k, dtype=dtype, device=device) if u0 is None else u0
+        terms = None
         for layer in range(self.config.n_layers):
-            u = self.step(u, data, graph, region_idx, layer)
+            if terms is None or not self.config.tied:
+                terms = self.terms(graph, region_idx, layer)
+            u = apply_step(u, data, terms, self.config.group, self.config.update)
             u = u / u.sum(1, keepdim=True).clamp_min(1e-30)
             u = u.clamp_min(_FLOOR)
             if callback is not None:
@@ -164,6 +171,65 @@ def _group_weights(omega: torch.Tensor, region_idx: torch.Tensor, group: str, m:
     return None
 
 
+@dataclass
+class LayerTerms:
+    """Everything a layer needs besides ``u`` and the data; constant across tied layers."""
+
+    lam1: torch.Tensor
+    lam2: torch.Tensor
+    lam3: torch.Tensor
+    deg: torch.Tensor  # (m,) weighted degree
+    propagate: Callable[[torch.Tensor], torch.Tensor]  # u -> A u
+    group_weights: torch.Tensor | None  # (m, k) for "region", (k, k) for "literal"
+
+
+def layer_terms(
+    graph: SpotGraph,
+    w: torch.Tensor,
+    region_idx: torch.Tensor,
+    omega: torch.Tensor,
+    lam1: torch.Tensor,
+    lam2: torch.Tensor,
+    lam3: torch.Tensor,
+    group: str,
+    m: int,
+) -> LayerTerms:
+    """Precompute a layer's constants. Without autograd, ``A u`` uses a CSR matrix (one
+    fast sparse product); with autograd, an edge-list scatter whose gradient reaches w."""
+    if torch.is_grad_enabled() and w.requires_grad:
+
+        def propagate(u):
+            return graph.propagate(w, u)
+    else:
+        adj = graph.csr(w)
+
+        def propagate(u):
+            return adj @ u
+
+    gw = _group_weights(omega, region_idx, group, m)
+    return LayerTerms(lam1, lam2, lam3, graph.degree(w), propagate, gw)
+
+
+def apply_step(
+    u: torch.Tensor, data: DataTerm, terms: LayerTerms, group: str, update: str
+) -> torch.Tensor:
+    """One update ``U * t`` of the regularised objective (see module docs of ``layers``)."""
+    a, b, c_lin, c_log = data.pieces(u)
+    lam1, lam2, lam3 = terms.lam1, terms.lam2, terms.lam3
+    a = a + lam1 * terms.deg[:, None] * u + lam2 * u.sum(1, keepdim=True)
+    c_log = c_log + lam1 * terms.propagate(u)
+    c_lin = c_lin + lam2
+    gw = terms.group_weights
+    if gw is not None:
+        a = a + lam3 * (gw * u if group == "region" else u @ gw)
+    if update == "ratio":
+        return u * ratio_factor(a, b, c_lin, c_log)
+    beta = b - c_lin
+    if not torch.is_tensor(beta):
+        beta = torch.full_like(u, float(beta))
+    return u * mm_factor(a, beta, c_log)
+
+
 def multiplicative_step(
     u: torch.Tensor,
     data: DataTerm,
@@ -177,22 +243,9 @@ def multiplicative_step(
     group: str = "region",
     update: str = "mm",
 ) -> torch.Tensor:
-    """One update ``U * t`` of the regularised objective (see module docs of ``layers``)."""
-    a, b, c_lin, c_log = data.pieces(u)
-    deg = graph.degree(w)
-    row_sum = u.sum(1, keepdim=True)
-    a = a + lam1 * deg[:, None] * u + lam2 * row_sum
-    c_log = c_log + lam1 * graph.propagate(w, u)
-    c_lin = c_lin + lam2
-    gw = _group_weights(omega, region_idx, group, u.shape[0])
-    if gw is not None:
-        a = a + lam3 * (gw * u if group == "region" else u @ gw)
-    if update == "ratio":
-        return u * ratio_factor(a, b, c_lin, c_log)
-    beta = b - c_lin
-    if not torch.is_tensor(beta):
-        beta = torch.full_like(u, float(beta))
-    return u * mm_factor(a, beta, c_log)
+    """One update with explicit parameters (what every layer of the network computes)."""
+    terms = layer_terms(graph, w, region_idx, omega, lam1, lam2, lam3, group, u.shape[0])
+    return apply_step(u, data, terms, group, update)
 
 
 def objective(
