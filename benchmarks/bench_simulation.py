@@ -92,7 +92,7 @@ def main(argv=None) -> None:
     print("\nRMSE ratio to plain KL (median over seeds):")
     for (scenario, name), g in df.groupby(["scenario", "method"], sort=False):
         ratio = g.set_index(["scenario", "seed"])["rmse"] / base
-        print(f"  {scenario:8s} {name:42s} {np.median(ratio.to_numpy()):.3f}")
+        print(f"  {scenario:8s} {name:42s} {np.nanmedian(ratio.to_numpy()):.3f}")
 
 
 if __name__ == "__main__":
