@@ -63,8 +63,11 @@ def check_counts(X, n_genes: int | None = None, name: str = "X") -> sp.csr_matri
         raise ValueError(f"{name} contains NaN or infinite counts")
     if (x.data < 0).any():
         raise ValueError(f"{name} contains negative counts")
-    x.sum_duplicates()
-    x.eliminate_zeros()
+    # never modify the caller's matrix (csr_matrix shares its arrays when it can)
+    if not x.has_canonical_format or (x.data == 0).any():
+        x = x.copy()
+        x.sum_duplicates()
+        x.eliminate_zeros()
     return x
 
 
@@ -168,10 +171,14 @@ class _Base:
         self._check_fitted()
         x = check_counts(X, self.reference_.n_genes)
         genes = _used_genes(self.reference_.signatures)
-        x = x[:, genes].tocsr()
+        # slicing copies the whole matrix: only do it when something is dropped
+        if genes.size < x.shape[1]:
+            x = x[:, genes].tocsr()
         valid = _nonzero_spots(x)
         _warn_zero(valid)
-        return x[valid].tocsr(), self.reference_.signatures[genes], valid
+        if not valid.all():
+            x = x[valid].tocsr()
+        return x, self.reference_.signatures[genes], valid
 
     @staticmethod
     def _merge(props: np.ndarray, valid: np.ndarray) -> np.ndarray:

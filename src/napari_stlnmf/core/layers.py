@@ -79,6 +79,11 @@ class DataTerm:
         """Map the fitted rows to cell-number fractions (rows sum to 1)."""
         raise NotImplementedError
 
+    def row_blocks(self, size: int) -> list[tuple[slice, DataTerm]]:
+        """The data term split into blocks of ``size`` consecutive spots (views, no copy of
+        the counts)."""
+        raise NotImplementedError
+
 
 class FrobeniusData(DataTerm):
     """Squared Frobenius data term on library-size-normalised counts.
@@ -123,6 +128,15 @@ class FrobeniusData(DataTerm):
         cells = u / self.lib.clamp_min(_EPS)
         return cells / cells.sum(1, keepdim=True).clamp_min(_EPS)
 
+    def row_blocks(self, size):
+        return [
+            (
+                slice(s, s + size),
+                FrobeniusData(self.xb[s : s + size], self.gram, self.xx[s : s + size], self.lib),
+            )
+            for s in range(0, self.n_spots, size)
+        ]
+
 
 class KLData(DataTerm):
     """Poisson / KL data term on raw counts, per spot normalised by its total count.
@@ -134,17 +148,22 @@ class KLData(DataTerm):
     costs O(nnz(X) k) time and memory.
     """
 
-    def __init__(self, x_csr: torch.Tensor, signatures: torch.Tensor):
+    def __init__(
+        self,
+        x_csr: torch.Tensor,
+        signatures: torch.Tensor,
+        pattern_values: torch.Tensor | None = None,
+    ):
         self.crow = x_csr.crow_indices()
         self.col = x_csr.col_indices()
         self.vals = x_csr.values()
         self.shape = tuple(x_csr.shape)
+        # sampled_addmm only reads the pattern; blocks share one zero buffer
+        if pattern_values is None:
+            pattern_values = torch.zeros_like(self.vals)
+        self.pattern_values = pattern_values
         self.pattern = torch.sparse_csr_tensor(
-            self.crow,
-            self.col,
-            torch.zeros_like(self.vals),
-            size=self.shape,
-            check_invariants=False,
+            self.crow, self.col, pattern_values, size=self.shape, check_invariants=False
         )
         self.totals = _row_sums(x_csr)
         self.inv_t = torch.where(
@@ -194,6 +213,21 @@ class KLData(DataTerm):
 
     def to_cell_fractions(self, u):
         return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+
+    def row_blocks(self, size):
+        blocks = []
+        for s in range(0, self.n_spots, size):
+            e = min(s + size, self.n_spots)
+            lo, hi = int(self.crow[s]), int(self.crow[e])
+            sub = torch.sparse_csr_tensor(
+                self.crow[s : e + 1] - lo,
+                self.col[lo:hi],
+                self.vals[lo:hi],
+                size=(e - s, self.shape[1]),
+                check_invariants=False,
+            )
+            blocks.append((slice(s, e), KLData(sub, self.sig, self.pattern_values[lo:hi])))
+        return blocks
 
 
 class _KLRatio(torch.autograd.Function):
