@@ -9,9 +9,7 @@ trains STL NMF on slides simulated from the reference, deconvolves, and writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,17 +18,7 @@ import pandas as pd
 from .core.estimator import STLNMF, PlainKL
 from .core.metrics import score
 from .core.simulate import SimulationSettings, simulate_demo_slide
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from .io.atomic import atomic_write
 
 
 def _figure(coords, props, truth, names, path: Path) -> None:
@@ -58,7 +46,7 @@ def _figure(coords, props, truth, names, path: Path) -> None:
             ax.set_aspect("equal")
             ax.axis("off")
     fig.colorbar(sc, ax=axes, shrink=0.6, label="cell fraction")
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -96,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     table.insert(0, "x", coords[:, 0])
     table.insert(0, "barcode", [f"spot{i:05d}" for i in range(len(table))])
     csv = out / "proportions.csv"
-    _atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
     png = out / "proportions.png"
     _figure(coords, props, truth, names, png)
     print(f"wrote {csv}")

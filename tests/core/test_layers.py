@@ -12,6 +12,11 @@ from .conftest import make_data, make_graph, random_problem
 T = torch.as_tensor
 
 
+def small_net(data_term, **config):
+    """A float64 network for the 5-type, 3-region random problems of these tests."""
+    return STLNMFNet(NetConfig(n_types=5, n_regions=3, data_term=data_term, **config)).double()
+
+
 @pytest.mark.parametrize("group", ["region", "literal", "none"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mm_step_never_increases_objective(data_term, group, seed):
@@ -93,18 +98,7 @@ def test_gradient_reaches_every_parameter(data_term, tied, group):
     x, sig, coords, regions = random_problem(5)
     data = make_data(data_term, x, sig)
     graph = make_graph(coords, regions)
-    net = STLNMFNet(
-        NetConfig(
-            n_types=5,
-            n_regions=3,
-            n_layers=4,
-            tied=tied,
-            data_term=data_term,
-            group=group,
-            lambda1=0.5,
-            lambda3=0.5,
-        )
-    ).double()
+    net = small_net(data_term, n_layers=4, tied=tied, group=group, lambda1=0.5, lambda3=0.5)
     truth = torch.as_tensor(np.random.default_rng(0).dirichlet(np.ones(5), size=60))
     loss = ((net(data, graph, T(regions)) - truth) ** 2).mean()
     loss.backward()
@@ -117,7 +111,7 @@ def test_gradient_reaches_every_parameter(data_term, tied, group):
 def test_network_output_is_simplex(data_term):
     x, sig, coords, regions = random_problem(6)
     data = make_data(data_term, x, sig)
-    net = STLNMFNet(NetConfig(n_types=5, n_regions=3, n_layers=10, data_term=data_term)).double()
+    net = small_net(data_term, n_layers=10)
     out = net(data, make_graph(coords, regions), T(regions))
     assert out.shape == (60, 5)
     assert torch.isfinite(out).all()
@@ -138,18 +132,7 @@ def test_row_blocked_inference_equals_whole_slide(data_term, group, tied):
     x, sig, coords, regions = random_problem(8, m=70)
     data = make_data(data_term, x, sig)
     graph = make_graph(coords, regions)
-    net = STLNMFNet(
-        NetConfig(
-            n_types=5,
-            n_regions=3,
-            n_layers=12,
-            tied=tied,
-            data_term=data_term,
-            group=group,
-            lambda1=0.7,
-            lambda3=0.4,
-        )
-    ).double()
+    net = small_net(data_term, n_layers=12, tied=tied, group=group, lambda1=0.7, lambda3=0.4)
     with torch.no_grad():
         whole = net(data, graph, T(regions), block_rows=10_000)
         blocked = net(data, graph, T(regions), block_rows=9)  # 8 blocks, last one short
@@ -162,11 +145,7 @@ def test_gradients_match_finite_differences(data_term):
     x, sig, coords, regions = random_problem(9)
     data = make_data(data_term, x, sig)
     graph = make_graph(coords, regions)
-    net = STLNMFNet(
-        NetConfig(
-            n_types=5, n_regions=3, n_layers=15, data_term=data_term, lambda1=0.3, lambda3=0.3
-        )
-    ).double()
+    net = small_net(data_term, n_layers=15, lambda1=0.3, lambda3=0.3)
     truth = torch.as_tensor(np.random.default_rng(1).dirichlet(np.ones(5), size=60))
 
     def loss():

@@ -168,24 +168,15 @@ class Reference:
             first.append(idx[:cut])
             second.append(idx[cut:])
         a, b = np.concatenate(first), np.concatenate(second)
+        names = np.array(self.cell_types)
         return (
             Reference.from_cells(
-                self.cells[a],
-                self.labels[a].astype(str),
-                self.genes,
-                cell_types=[str(i) for i in range(self.n_types)],
-            )._renamed(self),
+                self.cells[a], names[self.labels[a]], self.genes, cell_types=self.cell_types
+            ),
             Reference.from_cells(
-                self.cells[b],
-                self.labels[b].astype(str),
-                self.genes,
-                cell_types=[str(i) for i in range(self.n_types)],
-            )._renamed(self),
+                self.cells[b], names[self.labels[b]], self.genes, cell_types=self.cell_types
+            ),
         )
-
-    def _renamed(self, like: Reference) -> Reference:
-        self.cell_types = list(like.cell_types)
-        return self
 
 
 def _check_counts(values: np.ndarray, what: str) -> None:

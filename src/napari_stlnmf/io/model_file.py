@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from ..core.estimator import STLNMF
 from ..core.model import NetConfig, STLNMFNet
 from ..core.reference import Reference
+from .atomic import atomic_write
 
 __all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSION"]
 
@@ -68,15 +68,9 @@ def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
     from .. import __version__
 
     meta["package_version"] = __version__
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"stlnmf": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(
+        path, lambda tmp: save_file(tensors, tmp, metadata={"stlnmf": json.dumps(meta)})
+    )
 
 
 def _jsonable(v):
