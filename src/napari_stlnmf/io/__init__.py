@@ -1,1 +1,1 @@
-"""File formats: readers and writers around the core (models, tables, spatial data)."""
+"""Files <-> AnnData / arrays: spatial readers, references, gene matching, exports."""
