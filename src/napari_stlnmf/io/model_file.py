@@ -65,6 +65,10 @@ def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
         "pitch": model.pitch_,
         "history": model.history_,
     }
+    lib = getattr(model, "library_sizes_", None)
+    if lib is not None:
+        # mean counts per cell of each type over all reference genes (for mRNA fractions)
+        meta["library_sizes"] = [float(v) for v in lib]
     from .. import __version__
 
     meta["package_version"] = __version__
@@ -161,6 +165,12 @@ def load_model(
     model.regions_ = regions
     model.pitch_ = pitch
     model.history_ = meta.get("history", [])
+    lib = meta.get("library_sizes")
+    if lib is not None:
+        lib = np.asarray(lib, dtype=np.float64)
+        if lib.shape != (k,) or not np.all(np.isfinite(lib)) or (lib <= 0).any():
+            raise ModelFileError(f"{path}: library_sizes must be {k} positive numbers")
+    model.library_sizes_ = lib
     model.fit_seconds_ = 0.0
     return model
 

@@ -1,0 +1,71 @@
+"""One entry point for every spatial input: picks the reader from the path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+
+from .errors import InputError
+from .tables import read_h5ad_spatial, read_tables
+from .visium import read_visium
+
+__all__ = ["read_spatial"]
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+
+
+def read_spatial(
+    path: str | os.PathLike, coords: str | os.PathLike | None = None, **kw
+) -> ad.AnnData:
+    """Read a spatial slide into the in-memory form of :mod:`napari_stlnmf.io.visium`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A Space Ranger ``outs/`` folder (or a folder holding ``outs/``) ->
+        :func:`~napari_stlnmf.io.visium.read_visium`; a ``.h5ad`` file ->
+        :func:`~napari_stlnmf.io.tables.read_h5ad_spatial`; a ``.csv``/``.tsv``/``.txt``
+        counts table (optionally gzipped) -> :func:`~napari_stlnmf.io.tables.read_tables`.
+    coords : str or PathLike, optional
+        Coordinates table; required for a counts table.
+    **kw
+        Passed on to the chosen reader (e.g. ``library_id``, ``fullres_image`` for
+        Visium; ``orientation``, ``sep`` for tables).
+
+    Returns
+    -------
+    anndata.AnnData
+
+    Raises
+    ------
+    InputError
+        Missing path, unsupported file type, a counts table without ``coords``, or a
+        bare 10x ``.h5`` (which has no spot positions).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no such file or folder: {p}")
+    if p.is_dir():
+        return read_visium(p / "outs" if (p / "outs").is_dir() else p, **kw)
+    name = p.name.lower()
+    if name.endswith(".h5ad"):
+        return read_h5ad_spatial(p, **kw)
+    if name.endswith(_TABLE_SUFFIXES):
+        if coords is None:
+            raise InputError(
+                f"{p}: a counts table needs spot coordinates: pass --coords COORDS.csv "
+                "(barcode, x, y columns)"
+            )
+        return read_tables(p, coords, **kw)
+    if name.endswith(".h5"):
+        hint = f" ({p.parent})" if (p.parent / "spatial").is_dir() else ""
+        raise InputError(
+            f"{p}: a 10x .h5 matrix has no spot positions; pass the Space Ranger outs/ "
+            f"folder that holds it and spatial/{hint} instead"
+        )
+    raise InputError(
+        f"{p}: unsupported file type (expected a Space Ranger outs/ folder, .h5ad, "
+        ".csv/.tsv/.txt counts table)"
+    )

@@ -1,0 +1,374 @@
+"""One deconvolution run on real data, shared by the CLI, the napari widget and scripts.
+
+Flow: a slide (AnnData in the form of :mod:`napari_stlnmf.io.visium`) and a reference
+(:class:`~napari_stlnmf.io.reference.ReferenceSource`) -> gene matching -> marker genes ->
+STL NMF trained on slides simulated from the reference on this slide's geometry and
+regions -> proportions table + run metadata. Nothing here touches Qt or napari.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .core.estimator import NNLS, STLNMF, PlainKL, ZeroCountSpotsWarning
+from .core.markers import select_markers
+from .core.reference import Reference
+from .io.errors import InputError
+from .io.export import proportions_table, region_means
+from .io.genes import GeneMatch, match_genes
+from .io.reference import ReferenceSource
+
+__all__ = [
+    "Prepared",
+    "DeconvolutionResult",
+    "prepare",
+    "train",
+    "deconvolve",
+    "mrna_fractions",
+    "METHODS",
+    "FRACTIONS",
+]
+
+METHODS = ("stlnmf", "plainkl", "nnls")
+FRACTIONS = ("cells", "mrna")
+
+
+@dataclass
+class Prepared:
+    """A slide and a reference brought onto the same genes.
+
+    Attributes
+    ----------
+    X : CSR (n_spots, n_genes) raw counts on the used genes, in ``reference.genes`` order
+    reference : Reference
+        The engine's reference on the used genes.
+    coords : ndarray (n_spots, 2)
+        Full-resolution (x, y) pixels.
+    regions : ndarray (n_spots,)
+    barcodes : list of str
+    library_sizes : ndarray (n_types,)
+        Mean counts per cell of each type over all reference genes.
+    info : dict
+        Gene overlap, marker selection and reference summary, for ``run.json``.
+    """
+
+    X: sp.csr_matrix
+    reference: Reference
+    coords: np.ndarray
+    regions: np.ndarray
+    barcodes: list[str]
+    library_sizes: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeconvolutionResult:
+    """Proportions of one run and what produced them.
+
+    Attributes
+    ----------
+    table : DataFrame
+        barcode, x, y, region, then one column per cell type (``fractions`` kind).
+    cell_types : list of str
+    fractions : {"cells", "mrna"}
+        Fractions of cells (library-size corrected) or of mRNA.
+    cell_fractions : ndarray (n_spots, n_types)
+    region_means : DataFrame
+    metadata : dict
+        Everything ``run.json`` holds.
+    model : estimator
+    """
+
+    table: pd.DataFrame
+    cell_types: list[str]
+    fractions: str
+    cell_fractions: np.ndarray
+    region_means: pd.DataFrame
+    metadata: dict
+    model: object
+
+    @property
+    def proportions(self) -> pd.DataFrame:
+        """Spots x types (index = barcodes)."""
+        return self.table.set_index("barcode")[self.cell_types]
+
+
+def mrna_fractions(cell_fractions: np.ndarray, library_sizes: np.ndarray) -> np.ndarray:
+    """mRNA fractions from cell fractions: ``n_t l_t / sum_u n_u l_u`` (NaN rows stay)."""
+    w = np.asarray(cell_fractions, dtype=np.float64) * np.asarray(library_sizes)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return w / w.sum(1, keepdims=True)
+
+
+def _spot_regions(regions, adata) -> np.ndarray:
+    m = adata.n_obs
+    if regions is None:
+        return np.zeros(m, dtype=np.int64)
+    if isinstance(regions, pd.Series) and not isinstance(regions.index, pd.RangeIndex):
+        missing = [b for b in adata.obs_names if b not in regions.index]
+        if missing:
+            raise InputError(
+                f"regions miss {len(missing)} of {m} spots (e.g. {', '.join(missing[:3])})"
+            )
+        return regions.loc[list(adata.obs_names)].to_numpy()
+    r = np.asarray(regions)
+    if r.shape != (m,):
+        raise InputError(f"regions must have one value per spot ({m}), got shape {r.shape}")
+    return r
+
+
+def _coords(adata) -> np.ndarray:
+    if "spatial" not in adata.obsm:
+        raise InputError("the slide has no spot coordinates (obsm['spatial'])")
+    c = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] < 2:
+        raise InputError(f"obsm['spatial'] must be (n_spots, 2), got shape {c.shape}")
+    return c[:, :2]
+
+
+def prepare(
+    adata,
+    reference: ReferenceSource | None = None,
+    *,
+    regions=None,
+    model: STLNMF | None = None,
+    markers: bool = True,
+    n_markers: int = 100,
+    spatial_name: str = "the slide",
+) -> Prepared:
+    """Match genes, select markers and build the engine's inputs.
+
+    Parameters
+    ----------
+    adata : AnnData
+        The slide (counts in ``X``, ``obsm["spatial"]``).
+    reference : ReferenceSource, optional
+        Needed unless ``model`` is given.
+    regions : array (n_spots,) or Series indexed by barcode, optional
+    model : STLNMF, optional
+        A fitted model: its genes and signatures are used (all its genes must be on the
+        slide); a reference, when also given, must have the same cell types.
+    markers : bool, default True
+        Keep only marker genes (:func:`~napari_stlnmf.core.markers.select_markers`).
+    n_markers : int, default 100
+        Markers per cell type.
+    spatial_name : str
+        The slide's file name, for messages.
+    """
+    if reference is None and model is None:
+        raise InputError("give a reference (or a trained model)")
+    coords = _coords(adata)
+    region_values = _spot_regions(regions, adata)
+    info: dict = {}
+    if model is not None:
+        ref = model.reference_
+        if reference is not None and list(reference.cell_types) != list(ref.cell_types):
+            raise InputError(
+                f"the model's cell types {ref.cell_types} differ from the reference's "
+                f"{reference.cell_types}"
+            )
+        match = match_genes(
+            adata.var,
+            pd.DataFrame(index=ref.genes),
+            spatial_name=spatial_name,
+            reference_name="the model",
+            min_shared=1,
+            min_fraction=0.0,
+        )
+        if match.n_shared < ref.n_genes:
+            have = {g.upper() for g in match.genes}
+            missing = [g for g in ref.genes if g.upper() not in have]
+            raise InputError(
+                f"{spatial_name} lacks {len(missing)} of the model's {ref.n_genes} genes "
+                f"(e.g. {', '.join(missing[:5])}): train a model on this slide's genes"
+            )
+        x = _columns(adata.X, match.spatial_index)
+        lib = getattr(model, "library_sizes_", None)
+        library_sizes = ref.library_sizes if lib is None else np.asarray(lib)
+        info["genes"] = _gene_info(match, ref.genes, markers=False)
+        return Prepared(x, ref, coords, region_values, list(adata.obs_names), library_sizes, info)
+
+    match = match_genes(
+        adata.var,
+        reference.var,
+        spatial_name=spatial_name,
+        reference_name=str(reference.path),
+    )
+    s_idx, r_idx = match.spatial_index, match.reference_index
+    genes = list(match.genes)
+    if markers:
+        keep = select_markers(reference.profiles[r_idx], n_per_type=n_markers)
+        s_idx, r_idx, genes = s_idx[keep], r_idx[keep], [genes[i] for i in keep]
+    ref = reference.to_reference(r_idx, genes)
+    x = _columns(adata.X, s_idx)
+    info["genes"] = _gene_info(match, genes, markers=markers, n_markers=n_markers)
+    info["reference"] = reference.summary()
+    return Prepared(
+        x, ref, coords, region_values, list(adata.obs_names), reference.library_sizes, info
+    )
+
+
+def _columns(X, idx: np.ndarray) -> sp.csr_matrix:
+    x = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
+    return x[:, idx].tocsr()
+
+
+def _gene_info(match: GeneMatch, used: list[str], markers: bool, n_markers: int = 0) -> dict:
+    out = {"overlap": match.to_dict(), "markers": markers, "n_used": len(used), "used": used}
+    if markers:
+        out["markers_per_type"] = n_markers
+    return out
+
+
+def _estimator(method: str, seed: int, device: str, options: dict | None):
+    options = dict(options or {})
+    if method == "stlnmf":
+        return STLNMF(random_state=seed, device=device, **options)
+    if method == "plainkl":
+        return PlainKL(device=device, **options)
+    if method == "nnls":
+        return NNLS(**options)
+    raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def train(
+    prepared: Prepared,
+    *,
+    method: str = "stlnmf",
+    seed: int = 0,
+    device: str = "auto",
+    options: dict | None = None,
+    callback: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
+):
+    """Fit an estimator on slides simulated from the reference on this slide's geometry.
+
+    ``options`` go to the estimator (e.g. ``epochs``, ``n_layers``). Returns the fitted
+    estimator; its ``library_sizes_`` is set for mRNA fractions and for saving.
+    """
+    est = _estimator(method, seed, device, options)
+    if method == "stlnmf":
+        est.fit(
+            prepared.reference,
+            prepared.coords,
+            prepared.regions,
+            X=prepared.X,
+            callback=callback,
+            should_stop=should_stop,
+        )
+    else:
+        est.fit(prepared.reference)
+    est.library_sizes_ = np.asarray(prepared.library_sizes, dtype=np.float64)
+    return est
+
+
+def deconvolve(
+    prepared: Prepared,
+    model,
+    *,
+    fractions: str = "cells",
+    extra_metadata: dict | None = None,
+    timings: dict | None = None,
+) -> DeconvolutionResult:
+    """Proportions of every spot with a fitted model (see :func:`train`).
+
+    Parameters
+    ----------
+    prepared : Prepared
+    model : fitted STLNMF, PlainKL or NNLS
+    fractions : {"cells", "mrna"}, default "cells"
+        Cell-type fractions of cells (the engine's amounts are cells, because signatures
+        are mean counts per cell) or of mRNA (cells weighted by each type's library size).
+    extra_metadata, timings : dict, optional
+        Merged into the result's metadata.
+    """
+    if fractions not in FRACTIONS:
+        raise InputError(f"fractions must be one of {FRACTIONS}, got {fractions!r}")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZeroCountSpotsWarning)
+        if isinstance(model, STLNMF):
+            cells = model.transform(prepared.X, prepared.coords, prepared.regions)
+        else:
+            cells = model.transform(prepared.X)
+    zero = [w for w in caught if issubclass(w.category, ZeroCountSpotsWarning)]
+    for w in caught:
+        if w not in zero:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n_nan = int((~np.isfinite(cells).all(1)).sum())
+    if zero:
+        warnings.warn(
+            f"{n_nan} of {len(cells)} spots have no counts on the {prepared.X.shape[1]} genes "
+            "used; their proportions are NaN (kept in every output)",
+            ZeroCountSpotsWarning,
+            stacklevel=2,
+        )
+    seconds = time.perf_counter() - t0
+    types = list(prepared.reference.cell_types)
+    out = cells if fractions == "cells" else mrna_fractions(cells, prepared.library_sizes)
+    table = proportions_table(prepared.barcodes, prepared.coords, prepared.regions, out, types)
+    means = region_means(table, types)
+    meta = {
+        "fractions": fractions,
+        "fractions_meaning": (
+            "fraction of cells of each type (mRNA fractions corrected by per-type library size)"
+            if fractions == "cells"
+            else "fraction of the spot's mRNA from each type (not corrected for library size)"
+        ),
+        "cell_types": types,
+        "n_spots": len(prepared.barcodes),
+        "n_spots_nan": n_nan,
+        "library_sizes": [float(v) for v in prepared.library_sizes],
+        **prepared.info,
+        "model": _model_info(model),
+        "timings": {**(timings or {}), "deconvolve_seconds": round(seconds, 3)},
+        "versions": versions(),
+    }
+    meta.update(extra_metadata or {})
+    return DeconvolutionResult(table, types, fractions, cells, means, meta, model)
+
+
+def _model_info(model) -> dict:
+    info = {"method": type(model).__name__}
+    if isinstance(model, STLNMF):
+        for k in ("data_term", "group", "update", "n_layers", "tied", "epochs", "lr"):
+            info[k] = getattr(model, k)
+        info["n_train_slides"] = model.n_train_slides
+        info["random_state"] = model.random_state
+        info["device"] = str(next(model.net_.parameters()).device)
+        info["learned"] = model.learned_parameters()
+        info["epochs_run"] = len(model.history_)
+        if model.history_:
+            info["best_val_rmse"] = float(min(h.get("val_rmse", np.inf) for h in model.history_))
+    return info
+
+
+def versions() -> dict:
+    """Versions of the package and of the libraries that shape the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import scipy
+    import torch
+
+    from . import __version__
+
+    try:
+        anndata_version = version("anndata")
+    except PackageNotFoundError:
+        anndata_version = "not installed"
+    return {
+        "napari_stlnmf": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch": str(torch.__version__),
+        "anndata": anndata_version,
+    }
