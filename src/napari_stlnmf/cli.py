@@ -305,6 +305,7 @@ def _cmd_deconvolve(args, log: _Log) -> int:
     )
     from .pipeline import deconvolve
 
+    _check_device(args.device)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         from .io.errors import InputError
@@ -354,6 +355,13 @@ def _cmd_deconvolve(args, log: _Log) -> int:
     return 0
 
 
+def _check_device(device: str) -> None:
+    """Fail before reading anything when the asked-for device is missing."""
+    from .core.device import resolve_device
+
+    resolve_device(device)
+
+
 def _truth_metrics(result, truth) -> dict:
     import numpy as np
 
@@ -374,6 +382,7 @@ def _fmt_metrics(m: dict) -> str:
 def _cmd_train(args, log: _Log) -> int:
     from .io.model_file import save_model
 
+    _check_device(args.device)
     adata, reference, regions, name, _ = _load_inputs(args, log, need_reference=True)
     if args.method != "stlnmf":
         from .io.errors import InputError
