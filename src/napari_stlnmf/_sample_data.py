@@ -43,3 +43,28 @@ def make_simulated_slide() -> list[tuple[Any, dict[str, Any], str]]:
     }
     # napari is (row, col) = (y, x)
     return [(coords[:, ::-1].copy(), kwargs, "points")]
+
+
+def _sample_layers(name: str) -> list[tuple[Any, dict[str, Any], str]]:
+    from napari_stlnmf.gui.layers import slide_layers, truth_layer
+    from napari_stlnmf.io.samples import load_sample
+
+    sample = load_sample(name)
+    regions = None
+    if sample.regions is not None:
+        regions = sample.regions.reindex(sample.spatial.obs_names).fillna(0).to_numpy()
+    layers = slide_layers(sample.spatial, regions=regions, name=f"{name} spots")
+    if sample.truth is not None:
+        layers.append(truth_layer(sample.truth, sample.spatial, name=f"{name} ground truth"))
+    return layers
+
+
+def make_mouse_brain() -> list[tuple[Any, dict[str, Any], str]]:
+    """Real CytAssist mouse-brain H&E (hires) with its real spot layout; counts composed
+    from real hippocampus cells, ground truth as a hidden layer."""
+    return _sample_layers("mouse_brain")
+
+
+def make_hippocampus() -> list[tuple[Any, dict[str, Any], str]]:
+    """Real Visium hippocampus spots (no image, no ground truth)."""
+    return _sample_layers("hippocampus")

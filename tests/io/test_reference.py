@@ -42,9 +42,7 @@ def _adata(counts=None, labels=None, barcodes=None, key="cell_type"):
     labels = lab if labels is None else labels
     barcodes = bc if barcodes is None else barcodes
     obs = pd.DataFrame({key: labels, "batch": "b1"}, index=barcodes)
-    return ad.AnnData(
-        X=sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=GENES)
-    )
+    return ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=GENES))
 
 
 def _expected():
@@ -303,8 +301,9 @@ def test_signature_table_tsv(tmp_path):
 
 def test_signature_table_library_size_row(tmp_path):
     path = tmp_path / "sig.csv"
-    table = pd.concat([SIG, pd.DataFrame([[100.0, 50.0, 400.0]], index=["library_size"],
-                                         columns=SIG.columns)])
+    table = pd.concat(
+        [SIG, pd.DataFrame([[100.0, 50.0, 400.0]], index=["library_size"], columns=SIG.columns)]
+    )
     table.to_csv(path)
     src = read_reference(path)
     assert list(src.var.index) == ["g1", "g2", "g3", "g4"]
@@ -346,8 +345,33 @@ def test_signature_table_negative(tmp_path):
 
 def test_signature_table_bad_library_size(tmp_path):
     path = tmp_path / "sig.csv"
-    table = pd.concat([SIG, pd.DataFrame([[100.0, 0.0, 4.0]], index=["library_size"],
-                                         columns=SIG.columns)])
+    table = pd.concat(
+        [SIG, pd.DataFrame([[100.0, 0.0, 4.0]], index=["library_size"], columns=SIG.columns)]
+    )
     table.to_csv(path)
     with pytest.raises(InputError, match="library_size row must be positive"):
         read_reference(path)
+
+
+def test_raw_counts_in_raw(tmp_path):
+    a = _adata()
+    counts = a.X.toarray().astype(float)
+    a.raw = a.copy()
+    a.X = sp.csr_matrix(np.log1p(counts / counts.sum(1, keepdims=True) * 1e4))
+    path = _write_h5ad(tmp_path, a)
+    with pytest.warns(SmallTypesWarning):
+        src = read_reference(path, "cell_type", min_cells=3)
+    _check_source(src)
+
+
+def test_mtx_numeric_looking_barcodes(tmp_path):
+    counts, labels, _ = _cells()
+    barcodes = [f"{i:04d}" for i in range(len(labels))]  # "0000", "0001", ...
+    folder = tmp_path / "mtx"
+    write_mtx(folder, sp.csr_matrix(counts), barcodes, [f"ENS{g}" for g in GENES], GENES)
+    pd.DataFrame({"barcode": barcodes, "cell_type": labels}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    with pytest.warns(SmallTypesWarning):
+        src = read_reference(folder, labels=tmp_path / "labels.csv", min_cells=3)
+    _check_source(src)

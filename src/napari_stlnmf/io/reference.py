@@ -215,7 +215,8 @@ def _read_labels_csv(path: Path, barcodes: list[str]) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"labels file not found: {path}")
     try:
-        obs = pd.read_csv(path, sep=None, engine="python", index_col=0)
+        obs = pd.read_csv(path, sep=None, engine="python", dtype=str)  # keep "0001" as is
+        obs = obs.set_index(obs.columns[0])
     except Exception as e:
         raise InputError(f"labels file {path} is not a readable table ({_short(e)})") from None
     obs.index = obs.index.astype(str)

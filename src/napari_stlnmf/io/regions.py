@@ -15,7 +15,14 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["read_regions", "regions_from_label_image", "image_shapes", "write_label_image"]
+__all__ = [
+    "read_regions",
+    "regions_from_label_image",
+    "labels_at_spots",
+    "read_label_image",
+    "image_shapes",
+    "write_label_image",
+]
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 
@@ -35,20 +42,66 @@ def image_shapes(adata) -> dict[str, tuple[tuple[int, int], float]]:
     return out
 
 
-def regions_from_label_image(labels: np.ndarray, coords: np.ndarray, scale: float) -> np.ndarray:
-    """Label under each spot centre (``coords`` in full-resolution (x, y) px)."""
+def labels_at_spots(
+    labels: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius: float = 0.0
+) -> np.ndarray:
+    """Label of each spot from a label image, spots given in the image's pixel grid.
+
+    Parameters
+    ----------
+    labels : ndarray (H, W) of int
+    rows, cols : ndarray (m,)
+        Spot centres in pixels of ``labels`` (fractional allowed).
+    radius : float, default 0
+        0: the label under the centre. Otherwise the most common label over the spot's
+        disk of this radius (in pixels), 0 (unassigned) included; ties go to the
+        smaller label. Pixels outside the image count as 0.
+
+    Returns
+    -------
+    ndarray (m,) of int64
+    """
     lab = np.asarray(labels)
     if lab.ndim != 2:
         raise ValueError(f"a label image must be 2-D, got shape {lab.shape}")
-    col = np.rint(np.asarray(coords)[:, 0] * scale).astype(np.int64)
-    row = np.rint(np.asarray(coords)[:, 1] * scale).astype(np.int64)
-    inside = (row >= 0) & (row < lab.shape[0]) & (col >= 0) & (col < lab.shape[1])
-    out = np.zeros(len(coords), dtype=np.int64)
-    out[inside] = lab[row[inside], col[inside]]
+    r0 = np.rint(np.asarray(rows, dtype=np.float64)).astype(np.int64)
+    c0 = np.rint(np.asarray(cols, dtype=np.float64)).astype(np.int64)
+    if radius <= 0.5:
+        return _gather(lab, r0, c0)
+    span = int(np.ceil(radius))
+    dr, dc = np.mgrid[-span : span + 1, -span : span + 1]
+    disk = dr**2 + dc**2 <= radius**2
+    dr, dc = dr[disk], dc[disk]
+    out = np.empty(len(r0), dtype=np.int64)
+    # blocks of spots keep the (spots x disk pixels) gather small
+    step = max(1, 4_000_000 // len(dr))
+    for s in range(0, len(r0), step):
+        g = _gather(lab, r0[s : s + step, None] + dr, c0[s : s + step, None] + dc)
+        values = np.unique(g)
+        counts = np.stack([(g == v).sum(1) for v in values], axis=1)
+        out[s : s + step] = values[np.argmax(counts, axis=1)]
     return out
 
 
-def _read_label_image(p: Path) -> np.ndarray:
+def _gather(lab: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    inside = (r >= 0) & (r < lab.shape[0]) & (c >= 0) & (c < lab.shape[1])
+    out = np.zeros(r.shape, dtype=np.int64)
+    out[inside] = lab[r[inside], c[inside]]
+    return out
+
+
+def regions_from_label_image(
+    labels: np.ndarray, coords: np.ndarray, scale: float, radius: float = 0.0
+) -> np.ndarray:
+    """Label under each spot centre (``coords`` in full-resolution (x, y) px; ``scale``
+    from full-resolution px to the label image's px); see :func:`labels_at_spots`."""
+    xy = np.asarray(coords, dtype=np.float64)
+    return labels_at_spots(labels, xy[:, 1] * scale, xy[:, 0] * scale, radius)
+
+
+def read_label_image(path: str | os.PathLike) -> np.ndarray:
+    """A 2-D integer label image from a TIFF or PNG (InputError naming the file if not)."""
+    p = Path(path)
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -95,7 +148,7 @@ def read_regions(path: str | os.PathLike, adata) -> np.ndarray:
     if not p.exists():
         raise InputError(f"regions file not found: {p}")
     if p.suffix.lower() in _IMAGE_SUFFIXES:
-        img = _read_label_image(p)
+        img = read_label_image(p)
         shapes = image_shapes(adata)
         for _key, (shape, scale) in shapes.items():
             if tuple(img.shape) == tuple(shape):
@@ -113,6 +166,8 @@ def read_regions(path: str | os.PathLike, adata) -> np.ndarray:
         raise InputError(f"regions file {p} needs two columns: barcode, region")
     cols = {c.lower(): c for c in table.columns}
     region_col = cols.get("region", table.columns[1])
+    if table[[table.columns[0], region_col]].isna().to_numpy().any():  # short rows -> None
+        raise InputError(f"regions file {p} has rows without a barcode and a region")
     barcodes = table[table.columns[0]].astype(str)
     if barcodes.duplicated().any():
         dup = barcodes[barcodes.duplicated()].tolist()[:3]

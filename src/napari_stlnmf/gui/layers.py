@@ -1,0 +1,164 @@
+"""A slide (AnnData in the form of :mod:`napari_stlnmf.io.visium`) as napari layer data.
+
+World coordinates are the slide's FULL-RESOLUTION pixels, (row, col) = (y, x): an image
+layer of the hires picture gets ``scale = 1 / tissue_hires_scalef``, so spots, painted
+regions and results line up on whichever image is shown. Everything here returns plain
+layer-data tuples ``(data, kwargs, layer_type)``; napari itself is not imported.
+
+Spots layers carry ``metadata["stlnmf"]`` (:func:`spots_info`): the AnnData, barcodes,
+(x, y) coordinates, spot diameter and pitch, so widgets can deconvolve from the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.graph import spot_pitch
+from .raster import rasterize_spots
+
+__all__ = [
+    "LARGE_SLIDE_SPOTS",
+    "LayerData",
+    "slide_layers",
+    "image_layer",
+    "spots_layer",
+    "spots_info",
+    "truth_layer",
+]
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Above this many spots, slides and results are drawn as one raster image instead of
+#: Points layers (measured: benchmarks/bench_gui_scale.py, docs/gui.md).
+LARGE_SLIDE_SPOTS = 100_000
+
+META = "stlnmf"
+
+
+def _library(adata) -> tuple[str | None, dict]:
+    spatial = adata.uns.get("spatial") or {}
+    for lib_id, lib in spatial.items():
+        return str(lib_id), lib
+    return None, {}
+
+
+def spots_info(adata, name: str | None = None) -> dict:
+    """What a spots layer knows about its slide (kept in ``metadata["stlnmf"]``)."""
+    xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2]
+    lib_id, lib = _library(adata)
+    sf = lib.get("scalefactors") or {}
+    pitch = spot_pitch(xy) if len(xy) > 1 else 1.0
+    diameter = sf.get("spot_diameter_fullres")
+    if diameter is None or not np.isfinite(diameter) or diameter <= 0:
+        diameter = 0.55 * pitch  # Visium: 55 um spots on a 100 um pitch
+    return {
+        "kind": "spots",
+        "adata": adata,
+        "barcodes": [str(b) for b in adata.obs_names],
+        "coords_xy": xy,
+        "spot_diameter": float(diameter),
+        "pitch": float(pitch),
+        "library_id": lib_id or (name or "slide"),
+    }
+
+
+def image_layer(adata, image: str = "hires") -> LayerData | None:
+    """The slide's ``image`` (hires, lowres or fullres) scaled to full-resolution px, or
+    None when the slide has no such image."""
+    lib_id, lib = _library(adata)
+    images = lib.get("images") or {}
+    if image not in images:
+        return None
+    sf = lib.get("scalefactors") or {}
+    scale = 1.0 if image == "fullres" else sf.get(f"tissue_{image}_scalef")
+    if not scale:
+        return None
+    data = np.asarray(images[image])
+    kwargs = {
+        "name": f"{lib_id} {image}",
+        "scale": (1.0 / scale, 1.0 / scale),
+        "rgb": data.ndim == 3 and data.shape[-1] in (3, 4),
+        "metadata": {META: {"kind": "image", "image": image, "scale_from_fullres": scale}},
+    }
+    return (data, kwargs, "image")
+
+
+def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
+    """Spots of a slide: a Points layer, or a raster image above :data:`LARGE_SLIDE_SPOTS`.
+
+    ``features`` hold barcode, total_counts and region (0 = unassigned).
+    """
+    info = spots_info(adata, name)
+    m = len(info["barcodes"])
+    totals = np.asarray(adata.X.sum(1)).ravel().astype(np.float64)
+    region = np.zeros(m, dtype=np.int64) if regions is None else np.asarray(regions)
+    features = pd.DataFrame({"barcode": info["barcodes"], "total_counts": totals, "region": region})
+    info["features"] = features
+    label = name or f"{info['library_id']} spots"
+    log_counts = np.log1p(totals)
+    limits = (float(np.nanmin(log_counts)), float(max(np.nanmax(log_counts), 1e-6)))
+    if m > LARGE_SLIDE_SPOTS:
+        raster = rasterize_spots(info["coords_xy"], info["pitch"])
+        info["raster"] = raster
+        kwargs = {
+            "name": label,
+            "scale": (raster.scale, raster.scale),
+            "translate": raster.translate,
+            "colormap": "magma",
+            "contrast_limits": limits,
+            "opacity": 0.7,
+            "metadata": {META: info},
+        }
+        return (raster.image(log_counts), kwargs, "image")
+    features["log_counts"] = log_counts
+    kwargs = {
+        "name": label,
+        "size": info["spot_diameter"],
+        "features": features,
+        "face_color": "log_counts",
+        "face_colormap": "magma",
+        "face_contrast_limits": limits,
+        "border_width": 0,
+        "opacity": 0.7,
+        "metadata": {META: info},
+    }
+    return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")
+
+
+def truth_layer(truth: pd.DataFrame, adata, name: str = "ground truth") -> LayerData:
+    """Known proportions (barcodes x types) as one hidden Points layer; its colour shows
+    the first type (switch with ``layer.face_color = "<type>"``)."""
+    info = spots_info(adata)
+    t = truth.reindex(info["barcodes"])
+    features = pd.DataFrame({"barcode": info["barcodes"]})
+    for c in truth.columns:
+        features[str(c)] = t[c].to_numpy(dtype=np.float64)
+    kwargs = {
+        "name": name,
+        "size": info["spot_diameter"],
+        "features": features,
+        "face_color": str(truth.columns[0]),
+        "face_colormap": "viridis",
+        "face_contrast_limits": (0.0, 1.0),
+        "border_width": 0,
+        "visible": False,
+        "metadata": {META: {"kind": "truth", "cell_types": [str(c) for c in truth.columns]}},
+    }
+    return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")
+
+
+def slide_layers(
+    adata, image: str = "hires", regions=None, name: str | None = None
+) -> list[LayerData]:
+    """Histology image (when the slide has it) then spots, ready for napari."""
+    out = []
+    img = image_layer(adata, image)
+    if img is None and image == "hires":
+        img = image_layer(adata, "lowres")
+    if img is not None:
+        out.append(img)
+    out.append(spots_layer(adata, regions=regions, name=name))
+    return out

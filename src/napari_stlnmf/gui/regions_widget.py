@@ -1,0 +1,166 @@
+"""Dock widget for tissue regions: add a Regions Labels layer over a slide, choose centre
+or majority assignment, load / save the label image as TIFF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .layers import META
+from .regions import add_regions_layer, sync_regions
+
+__all__ = ["RegionsWidget"]
+
+
+def _notify(message: str, error: bool = False) -> None:
+    from napari.utils.notifications import show_error, show_info
+
+    (show_error if error else show_info)(message)
+
+
+class RegionsWidget(QWidget):
+    """Paint regions for a spots layer; regions feed the engine's graph and group term."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.spots_box = QComboBox()
+        self.add_button = QPushButton("Add / show Regions layer")
+        self.majority = QCheckBox("region = majority over the spot disk (else: centre)")
+        self.load_button = QPushButton("Load label image (TIFF/PNG)…")
+        self.save_button = QPushButton("Save label image (TIFF)…")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("spots layer"))
+        for w in (
+            self.spots_box,
+            self.add_button,
+            self.majority,
+            self.load_button,
+            self.save_button,
+            self.status,
+        ):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        self.add_button.clicked.connect(lambda: self.add_layer())
+        self.majority.toggled.connect(self._resync)
+        self.load_button.clicked.connect(lambda: self.load())
+        self.save_button.clicked.connect(lambda: self.save())
+        self.viewer.layers.events.inserted.connect(self._refresh_choices)
+        self.viewer.layers.events.removed.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    # ---------------------------------------------------------------------------------
+    def _spots_layers(self) -> list:
+        return [ly for ly in self.viewer.layers if ly.metadata.get(META, {}).get("kind") == "spots"]
+
+    def _refresh_choices(self, event=None) -> None:
+        current = self.spots_box.currentText()
+        self.spots_box.clear()
+        self.spots_box.addItems([ly.name for ly in self._spots_layers()])
+        if current:
+            self.spots_box.setCurrentText(current)
+
+    def spots_layer(self):
+        name = self.spots_box.currentText()
+        for ly in self._spots_layers():
+            if ly.name == name:
+                return ly
+        return None
+
+    def _image_for(self, spots):
+        lib = spots.metadata[META].get("library_id")
+        for ly in self.viewer.layers:
+            m = ly.metadata.get(META, {})
+            if m.get("kind") == "image" and ly.name.startswith(str(lib)):
+                return ly
+        return None
+
+    def regions_layer(self):
+        spots = self.spots_layer()
+        for ly in self.viewer.layers:
+            m = ly.metadata.get(META, {})
+            if m.get("kind") == "regions" and m.get("spots") is spots:
+                return ly
+        return None
+
+    def add_layer(self, data: np.ndarray | None = None):
+        """Add (or return) the Regions layer of the chosen spots layer."""
+        spots = self.spots_layer()
+        if spots is None:
+            _notify("open a slide first (File ▸ Open, or a sample)", error=True)
+            return None
+        try:
+            layer = add_regions_layer(self.viewer, spots, self._image_for(spots), data=data)
+        except ValueError as e:
+            _notify(str(e), error=True)
+            return None
+        layer.metadata[META]["majority"] = self.majority.isChecked()
+        sync_regions(layer, spots)
+        self.viewer.layers.selection.active = layer
+        layer.mode = "paint"
+        self._report(layer, spots)
+        return layer
+
+    def _resync(self, on: bool) -> None:
+        layer = self.regions_layer()
+        if layer is not None:
+            sync_regions(layer, self.spots_layer(), majority=on)
+            self._report(layer, self.spots_layer())
+
+    def _report(self, layer, spots) -> None:
+        regions = spots.metadata[META]["features"]["region"].to_numpy()
+        values, counts = np.unique(regions, return_counts=True)
+        text = ", ".join(f"{v}: {c}" for v, c in zip(values, counts))
+        self.status.setText(f"spots per region (0 = unassigned): {text}")
+
+    def load(self, path: str | None = None):
+        """Load a label image painted on the shown image's pixel grid."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Region labels", "", "Images (*.tif *.tiff *.png)"
+            )
+            if not path:
+                return None
+        from ..io.errors import InputError
+        from ..io.regions import read_label_image
+
+        try:
+            data = read_label_image(Path(path))
+        except InputError as e:
+            _notify(str(e), error=True)
+            return None
+        return self.add_layer(data=data)
+
+    def save(self, path: str | None = None):
+        """Save the Regions layer as a TIFF (atomically)."""
+        layer = self.regions_layer()
+        if layer is None:
+            _notify("no Regions layer to save", error=True)
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save region labels", "regions.tif", "TIFF (*.tif *.tiff)"
+            )
+            if not path:
+                return None
+        from ..io.regions import write_label_image
+
+        try:
+            out = write_label_image(path, np.asarray(layer.data))
+        except OSError as e:
+            _notify(f"could not save {path}: {e}", error=True)
+            return None
+        _notify(f"saved regions to {out}")
+        return out
