@@ -122,7 +122,7 @@ def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
         "face_colormap": "magma",
         "face_contrast_limits": limits,
         "border_width": 0,
-        "opacity": 0.7,
+        "opacity": 0.55,
         "metadata": {META: info},
     }
     return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")

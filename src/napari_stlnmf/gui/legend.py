@@ -55,7 +55,9 @@ class LegendWidget(QWidget):
         self.type_box.currentTextChanged.connect(self._switch_type)
         self.grid_box = QCheckBox("grid view of the cell-type layers")
         self.grid_box.toggled.connect(lambda on: set_grid(self.viewer, on))
-        self.swatches = QGridLayout()
+        self.swatch_box = QWidget()
+        self.swatches = QGridLayout(self.swatch_box)
+        self.swatches.setContentsMargins(0, 0, 0, 0)
         lay = QVBoxLayout(self)
         lay.addWidget(self.title)
         lay.addWidget(self.type_box)
@@ -64,7 +66,7 @@ class LegendWidget(QWidget):
         limits.addWidget(self.low, 0, 0)
         limits.addWidget(self.high, 0, 1)
         lay.addLayout(limits)
-        lay.addLayout(self.swatches)
+        lay.addWidget(self.swatch_box)
         lay.addWidget(self.grid_box)
         lay.addStretch(1)
         self.viewer.layers.selection.events.active.connect(self._on_active)
@@ -88,9 +90,11 @@ class LegendWidget(QWidget):
 
     def _clear_swatches(self) -> None:
         while self.swatches.count():
-            item = self.swatches.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = self.swatches.takeAt(0).widget()
+            if widget is not None:
+                widget.setParent(None)
+                widget.deleteLater()
+        self.swatch_box.setVisible(False)
 
     def refresh(self, event=None) -> None:
         """Redraw for the active layer."""
@@ -117,6 +121,7 @@ class LegendWidget(QWidget):
                 sw.setPixmap(_pixmap(rgba))
                 self.swatches.addWidget(sw, i, 0)
                 self.swatches.addWidget(QLabel(str(name)), i, 1)
+            self.swatch_box.setVisible(True)
             return
         if role == "raster":
             cmap, limits = layer.colormap, layer.contrast_limits

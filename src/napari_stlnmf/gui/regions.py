@@ -141,4 +141,6 @@ def sync_regions(labels_layer, spots_layer, majority: bool | None = None) -> np.
         feats = spots_layer.features
         if not np.array_equal(feats["region"].to_numpy(), regions):
             feats["region"] = regions
+            # a layer coloured by region shows the new regions at once
+            spots_layer.refresh_colors(update_color_mapping=False)
     return regions

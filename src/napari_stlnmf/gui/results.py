@@ -18,10 +18,8 @@ __all__ = [
     "result_layers",
     "set_raster_type",
     "set_grid",
-    "DOMINANT_COLORMAP",
 ]
 
-DOMINANT_COLORMAP = "tab20"
 _BASE = ("barcode", "x", "y", "region")
 
 
@@ -54,13 +52,13 @@ def _dominant(values: np.ndarray) -> np.ndarray:
 
 
 def _category_colors(cell_types: list[str]) -> dict:
-    from napari.utils.colormaps import ensure_colormap
+    """A distinct colour per type (matplotlib's tab20, then tab20b / tab20c)."""
+    import matplotlib
 
-    cmap = ensure_colormap(DOMINANT_COLORMAP)
-    n = len(cell_types)
-    pos = (np.arange(n) % 20) / 19.0 if n > 1 else np.zeros(1)
-    rgba = cmap.map(pos)
-    return {t: tuple(map(float, c)) for t, c in zip(cell_types, rgba)}
+    palette = []
+    for name in ("tab20", "tab20b", "tab20c"):
+        palette.extend(matplotlib.colormaps[name].colors)
+    return {t: (*map(float, palette[i % len(palette)][:3]), 1.0) for i, t in enumerate(cell_types)}
 
 
 def show_results(
