@@ -32,7 +32,7 @@ def save(viewer, path: Path, width: int = 1100, canvas_only: bool = False) -> No
     im = Image.fromarray(img).convert("RGB")
     if im.width > width:
         im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
-    im = im.quantize(colors=192, method=Image.Quantize.MEDIANCUT)
+    im = im.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     im.save(path, optimize=True)
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Main job: run the headless demo on a simulated slide; writes a proportions CSV and a PNG.
+# Main job: STL NMF on the bundled mouse_brain sample (real H&E + spot layout, composed
+# counts with ground truth); writes proportions.csv, region_means.csv, result.h5ad, run.json
+# and proportions.png.
 # Usage: bash scripts/run_sample.sh [OUT_DIR]   (default: stlnmf_sample_output)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,4 +17,4 @@ if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.fi
   .venv/bin/pip install -e .
 fi
 
-.venv/bin/python -m napari_stlnmf.demo --out "${1:-stlnmf_sample_output}"
+.venv/bin/stlnmf deconvolve --sample mouse_brain --out "${1:-stlnmf_sample_output}"
