@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('napari_stlnmf') is None)"; then
+if [ ! -x .venv/bin/stlnmf ] || ! .venv/bin/python -c "import napari_stlnmf.cli" 2>/dev/null; then
   # torch first: the pinned CPU wheel (an unpinned torch would pull the CUDA build)
   .venv/bin/pip install torch==2.13.0
   .venv/bin/pip install -e .
