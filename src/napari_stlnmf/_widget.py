@@ -15,3 +15,10 @@ def RegionsWidget(napari_viewer):  # noqa: N802
     from .gui.regions_widget import RegionsWidget as _Regions
 
     return _Regions(napari_viewer)
+
+
+def StlnmfWidget(napari_viewer):  # noqa: N802
+    """The STL NMF workflow: layers + reference -> train -> deconvolve -> export."""
+    from .gui.dock import StlnmfWidget as _Dock
+
+    return _Dock(napari_viewer)

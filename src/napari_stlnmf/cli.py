@@ -399,6 +399,7 @@ def _cmd_info(args, log: _Log) -> int:
     import json
 
     from .io.model_file import load_model
+    from .pipeline import rounded
 
     model = load_model(args.model)
     cfg = model.net_.config
@@ -416,18 +417,10 @@ def _cmd_info(args, log: _Log) -> int:
             if model.history_
             else ""
         ),
-        "learned     " + json.dumps(_rounded(model.learned_parameters())),
+        "learned     " + json.dumps(rounded(model.learned_parameters())),
     ]
     print("\n".join(lines))
     return 0
-
-
-def _rounded(v):
-    if isinstance(v, dict):
-        return {k: _rounded(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_rounded(x) for x in v]
-    return round(v, 4) if isinstance(v, float) else v
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ __all__ = [
     "train",
     "deconvolve",
     "mrna_fractions",
+    "rounded",
     "METHODS",
     "FRACTIONS",
 ]
@@ -349,6 +350,15 @@ def _model_info(model) -> dict:
         if model.history_:
             info["best_val_rmse"] = float(min(h.get("val_rmse", np.inf) for h in model.history_))
     return info
+
+
+def rounded(v, digits: int = 4):
+    """Floats in nested dicts/lists rounded, for display (learned parameters)."""
+    if isinstance(v, dict):
+        return {k: rounded(x, digits) for k, x in v.items()}
+    if isinstance(v, list):
+        return [rounded(x, digits) for x in v]
+    return round(v, digits) if isinstance(v, float) else v
 
 
 def versions() -> dict:

@@ -17,15 +17,10 @@ from qtpy.QtWidgets import (
 )
 
 from .layers import META
+from .notify import notify
 from .regions import add_regions_layer, sync_regions
 
 __all__ = ["RegionsWidget"]
-
-
-def _notify(message: str, error: bool = False) -> None:
-    from napari.utils.notifications import show_error, show_info
-
-    (show_error if error else show_info)(message)
 
 
 class RegionsWidget(QWidget):
@@ -99,12 +94,12 @@ class RegionsWidget(QWidget):
         """Add (or return) the Regions layer of the chosen spots layer."""
         spots = self.spots_layer()
         if spots is None:
-            _notify("open a slide first (File ▸ Open, or a sample)", error=True)
+            notify("open a slide first (File ▸ Open, or a sample)", error=True)
             return None
         try:
             layer = add_regions_layer(self.viewer, spots, self._image_for(spots), data=data)
         except ValueError as e:
-            _notify(str(e), error=True)
+            notify(str(e), error=True)
             return None
         layer.metadata[META]["majority"] = self.majority.isChecked()
         sync_regions(layer, spots)
@@ -139,7 +134,7 @@ class RegionsWidget(QWidget):
         try:
             data = read_label_image(Path(path))
         except InputError as e:
-            _notify(str(e), error=True)
+            notify(str(e), error=True)
             return None
         return self.add_layer(data=data)
 
@@ -147,7 +142,7 @@ class RegionsWidget(QWidget):
         """Save the Regions layer as a TIFF (atomically)."""
         layer = self.regions_layer()
         if layer is None:
-            _notify("no Regions layer to save", error=True)
+            notify("no Regions layer to save", error=True)
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(
@@ -160,7 +155,7 @@ class RegionsWidget(QWidget):
         try:
             out = write_label_image(path, np.asarray(layer.data))
         except OSError as e:
-            _notify(f"could not save {path}: {e}", error=True)
+            notify(f"could not save {path}: {e}", error=True)
             return None
-        _notify(f"saved regions to {out}")
+        notify(f"saved regions to {out}")
         return out

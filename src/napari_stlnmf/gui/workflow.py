@@ -1,0 +1,90 @@
+"""What the dock widget does, without Qt: inputs from layers, reference peeking, applying
+results back to the spots layer. The numbers come from :mod:`napari_stlnmf.pipeline`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..io.errors import InputError
+from .layers import META
+
+__all__ = [
+    "reference_columns",
+    "slide_of",
+    "regions_of",
+    "apply_result",
+    "available_devices",
+]
+
+
+def reference_columns(path: str | Path) -> list[str]:
+    """Cell (``obs``) column names of an ``.h5ad`` without loading its matrix, or ``[]``
+    for a signature table / MTX folder (no label column to choose)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"reference not found: {p}")
+    if p.suffix.lower() != ".h5ad":
+        return []
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            obs = f["obs"]
+            order = obs.attrs.get("column-order")
+            if order is not None:
+                return [c.decode() if isinstance(c, bytes) else str(c) for c in order]
+            index = obs.attrs.get("_index", "_index")
+            return [k for k in obs.keys() if k != index and not k.startswith("__")]
+    except Exception as e:  # anything h5py raises for a broken file
+        raise InputError(f"reference {p} is not a readable .h5ad file ({e})") from None
+
+
+def slide_of(spots_layer):
+    """The AnnData behind a spots layer made by this plugin."""
+    m = spots_layer.metadata.get(META, {}) if spots_layer is not None else {}
+    if m.get("kind") != "spots" or m.get("adata") is None:
+        name = getattr(spots_layer, "name", None)
+        raise InputError(
+            f"layer {name!r} is not a slide opened with napari-stlnmf: open a Space Ranger "
+            "folder or .h5ad (File > Open) or a sample"
+        )
+    return m["adata"]
+
+
+def regions_of(spots_layer, labels_layer=None) -> np.ndarray:
+    """Region per spot: from the given Regions layer (label under each spot centre), else
+    the spots layer's ``region`` feature."""
+    if labels_layer is not None:
+        from .regions import sync_regions
+
+        return sync_regions(labels_layer, spots_layer)
+    m = spots_layer.metadata[META]
+    return np.asarray(m["features"]["region"])
+
+
+def apply_result(spots_layer, result) -> None:
+    """Proportions and the dominant type into the spots layer's features."""
+    props = result.table[result.cell_types].to_numpy(dtype=np.float64)
+    ok = np.isfinite(props).all(1)
+    dominant = np.full(len(props), "", dtype=object)
+    dominant[ok] = np.asarray(result.cell_types, dtype=object)[np.argmax(props[ok], axis=1)]
+    m = spots_layer.metadata[META]
+    targets = [m["features"]]
+    if hasattr(spots_layer, "features") and len(spots_layer.features) == len(props):
+        targets.append(spots_layer.features)
+    for feats in targets:
+        for j, t in enumerate(result.cell_types):
+            feats[f"proportion_{t}"] = props[:, j]
+        feats["dominant_type"] = dominant
+
+
+def available_devices() -> list[str]:
+    """Choices for the device box: auto and cpu always, cuda when torch sees a GPU."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    return out
