@@ -97,6 +97,36 @@ def main() -> None:
     save(viewer, out / "grid_view.png", width=1300)
     set_grid(viewer, False, "mouse_brain")
     viewer.close()
+    widget_screenshots(out)
+
+
+def widget_screenshots(out: Path) -> None:
+    """The dock widget during training (loss plot) and after deconvolution."""
+    import tempfile
+
+    import napari
+
+    from napari_stlnmf.gui.dock import StlnmfWidget
+    from napari_stlnmf.io.samples import load_sample
+
+    ref = Path(tempfile.mkdtemp()) / "mouse_brain_reference.h5ad"
+    load_sample("mouse_brain").reference.write_h5ad(ref)
+    viewer = napari.Viewer(title="napari-stlnmf")
+    viewer.window._qt_window.resize(1500, 1000)
+    viewer.open_sample("napari-stlnmf", "mouse_brain")
+    widget = StlnmfWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="STL NMF deconvolution", area="right")
+    widget.ref_path.value = ref
+    widget.epochs.value = 12
+    widget.run(train=True, deconvolve=True)
+    while len(widget.loss.epochs) < 5 and widget.busy:
+        settle(0.2)
+    save(viewer, out / "widget_training.png", width=1300)
+    while widget.busy:
+        settle(0.2)
+    viewer.layers["mouse_brain hires"].visible = True
+    save(viewer, out / "widget_result.png", width=1300)
+    viewer.close()
 
 
 if __name__ == "__main__":

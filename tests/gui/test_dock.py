@@ -37,7 +37,7 @@ def setup(make_napari_viewer, reference_file, qtbot):
 
 
 def wait_done(qtbot, widget, timeout=180_000):
-    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 def paint_two_regions(viewer, spots):

@@ -31,8 +31,15 @@ from .dock_files import FileActions
 from .layers import META
 from .loss_plot import LossPlot
 from .notify import notify
-from .results import show_results
-from .workflow import apply_result, available_devices, reference_columns, regions_of, slide_of
+from .results import iter_show_results
+from .workflow import (
+    apply_result,
+    available_devices,
+    reference_columns,
+    regions_of,
+    slide_of,
+    warm_up_torch,
+)
 
 __all__ = ["StlnmfWidget"]
 
@@ -73,6 +80,7 @@ class StlnmfWidget(FileActions, QWidget):
         self._relay.progress.connect(self._on_progress)
         self._pbar = None
         self.last_error: str | None = None
+        warm_up_torch()
 
         self.spots = ComboBox(label="spots layer", choices=_layers_of(napari_viewer, "spots"))
         self.regions = ComboBox(label="regions layer", choices=_layers_of(napari_viewer, "labels"))
@@ -365,13 +373,14 @@ class StlnmfWidget(FileActions, QWidget):
         self.result = result
         apply_result(spots, result)
         m = spots.metadata[META]
-        show_results(
+        steps = iter_show_results(
             self.viewer,
             result.table,
             result.cell_types,
             slide=spots.name,
             spot_diameter=m.get("spot_diameter"),
         )
+        self._drive(steps)
         means = result.region_means
         self.table.setRowCount(len(means))
         self.table.setColumnCount(len(means.columns))
@@ -380,6 +389,32 @@ class StlnmfWidget(FileActions, QWidget):
             for j, v in enumerate(row):
                 text = f"{v:.3f}" if isinstance(v, float) else str(v)
                 self.table.setItem(i, j, QTableWidgetItem(text))
+
+    def _drive(self, steps) -> None:
+        """Add result layers one per event-loop turn (each costs ~0.15 s in napari), so the
+        viewer keeps answering while 20 layers appear."""
+        from qtpy.QtCore import QTimer
+
+        self._rendering = True
+
+        def step():
+            try:
+                next(steps)
+            except StopIteration:
+                self._rendering = False
+                return
+            except Exception as e:
+                self._rendering = False
+                self._fail(e)
+                return
+            QTimer.singleShot(0, step)
+
+        step()
+
+    @property
+    def busy(self) -> bool:
+        """True while a run or the drawing of its result layers is going on."""
+        return self._worker is not None or getattr(self, "_rendering", False)
 
     def _fail(self, error) -> None:
         """Errors become one-line notifications; the widget stays usable."""

@@ -15,6 +15,7 @@ from .raster import rasterize_spots
 
 __all__ = [
     "show_results",
+    "iter_show_results",
     "result_layers",
     "set_raster_type",
     "set_grid",
@@ -61,7 +62,13 @@ def _category_colors(cell_types: list[str]) -> dict:
     return {t: (*map(float, palette[i % len(palette)][:3]), 1.0) for i, t in enumerate(cell_types)}
 
 
-def show_results(
+def show_results(viewer, table: pd.DataFrame, cell_types: list[str], **kwargs) -> list:
+    """Add or update result layers for a proportions table (all at once); see
+    :func:`iter_show_results` for the parameters."""
+    return list(iter_show_results(viewer, table, cell_types, **kwargs))
+
+
+def iter_show_results(
     viewer,
     table: pd.DataFrame,
     cell_types: list[str],
@@ -71,8 +78,10 @@ def show_results(
     colormap: str = "viridis",
     per_type_limits: bool = False,
     large: bool | None = None,
-) -> list:
-    """Add or update result layers for a proportions table.
+):
+    """Add or update result layers for a proportions table, yielding each layer when it is
+    on the canvas (adding a Points layer costs ~0.15 s in napari: a widget can add one per
+    event-loop turn and the UI never stalls for long).
 
     Parameters
     ----------
@@ -92,9 +101,9 @@ def show_results(
         Force (True) or forbid (False) the raster path; by default it is used above
         :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS` spots.
 
-    Returns
-    -------
-    list of layers, in cell-type order then the dominant-type layer.
+    Yields
+    ------
+    layers, in cell-type order then the dominant-type layer.
     """
     missing = [c for c in (*_BASE, *cell_types) if c not in table.columns]
     if missing:
@@ -104,7 +113,10 @@ def show_results(
     if large is None:
         large = len(table) > LARGE_SLIDE_SPOTS
     if large:
-        return _show_raster(viewer, table, cell_types, xy, values, slide, colormap, per_type_limits)
+        yield from _show_raster(
+            viewer, table, cell_types, xy, values, slide, colormap, per_type_limits
+        )
+        return
     from ..core.graph import spot_pitch
 
     size = spot_diameter or 0.55 * (spot_pitch(xy) if len(xy) > 1 else 1.0)
@@ -118,7 +130,6 @@ def show_results(
         ):
             viewer.layers.remove(layer)
     existing = {_meta(ly).get("cell_type"): ly for ly in result_layers(viewer, slide, "proportion")}
-    out = []
     for j, t in enumerate(cell_types):
         hi = 1.0
         if per_type_limits:
@@ -157,9 +168,8 @@ def show_results(
             layer.face_contrast_limits = (0.0, hi)
             layer.face_color = t
             layer.metadata = meta
-        out.append(layer)
-    out.append(_show_dominant_points(viewer, points, size, features, values, cell_types, slide))
-    return out
+        yield layer
+    yield _show_dominant_points(viewer, points, size, features, values, cell_types, slide)
 
 
 def _show_dominant_points(viewer, points, size, features, values, cell_types, slide):
