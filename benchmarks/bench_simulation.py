@@ -68,12 +68,23 @@ def main(argv=None) -> None:
                 props = est.transform(X, coords, regions)
                 t2 = time.perf_counter()
                 s = score(props, d["proportions"])
-                rows.append({"scenario": scenario, "seed": seed, "method": name,
-                             "counts_per_spot": depth_per_spot, **s,
-                             "fit_s": t1 - t0, "transform_s": t2 - t1})
-                print(f"{scenario:8s} seed {seed} {name:42s} RMSE {s['rmse']:.4f} "
-                      f"JSD {s['jsd']:.4f} r {s['pearson']:.3f} fit {t1 - t0:5.1f}s "
-                      f"transform {t2 - t1:5.2f}s", flush=True)
+                rows.append(
+                    {
+                        "scenario": scenario,
+                        "seed": seed,
+                        "method": name,
+                        "counts_per_spot": depth_per_spot,
+                        **s,
+                        "fit_s": t1 - t0,
+                        "transform_s": t2 - t1,
+                    }
+                )
+                print(
+                    f"{scenario:8s} seed {seed} {name:42s} RMSE {s['rmse']:.4f} "
+                    f"JSD {s['jsd']:.4f} r {s['pearson']:.3f} fit {t1 - t0:5.1f}s "
+                    f"transform {t2 - t1:5.2f}s",
+                    flush=True,
+                )
     df = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
@@ -81,13 +92,17 @@ def main(argv=None) -> None:
     def fmt(v):
         return f"{np.median(v):.4f} [{np.min(v):.4f}-{np.max(v):.4f}]"
 
-    print("\n| scenario | method | RMSE median [range] | JSD median | Pearson r median "
-          "| fit s | transform s |")
+    print(
+        "\n| scenario | method | RMSE median [range] | JSD median | Pearson r median "
+        "| fit s | transform s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for (scenario, name), g in df.groupby(["scenario", "method"], sort=False):
-        print(f"| {scenario} | {name} | {fmt(g['rmse'])} | {np.median(g['jsd']):.4f} | "
-              f"{np.median(g['pearson']):.3f} | {np.median(g['fit_s']):.1f} | "
-              f"{np.median(g['transform_s']):.2f} |")
+        print(
+            f"| {scenario} | {name} | {fmt(g['rmse'])} | {np.median(g['jsd']):.4f} | "
+            f"{np.median(g['pearson']):.3f} | {np.median(g['fit_s']):.1f} | "
+            f"{np.median(g['transform_s']):.2f} |"
+        )
     base = df[df.method == "plain KL (300 it.)"].set_index(["scenario", "seed"])["rmse"]
     print("\nRMSE ratio to plain KL (median over seeds):")
     for (scenario, name), g in df.groupby(["scenario", "method"], sort=False):

@@ -81,8 +81,13 @@ def main() -> None:
     model = train(prep, seed=0, options={"epochs": 5})
     result = deconvolve(prep, model)
     regions.visible = False
-    show_results(viewer, result.table, result.cell_types, slide="mouse_brain",
-                 spot_diameter=spots.metadata["stlnmf"]["spot_diameter"])
+    show_results(
+        viewer,
+        result.table,
+        result.cell_types,
+        slide="mouse_brain",
+        spot_diameter=spots.metadata["stlnmf"]["spot_diameter"],
+    )
     legend = LegendWidget(viewer)
     viewer.window.add_dock_widget(legend, name="Cell-type legend", area="right")
     viewer.layers.selection.active = viewer.layers["CA1"]

@@ -44,7 +44,7 @@ inputs
                    CytAssist H&E and spot layout, counts composed from real cells, with
                    ground truth) or hippocampus (real Visium slide and scRNA reference).
 
-outputs (deconvolve, in --out DIR; each file written atomically)
+outputs (deconvolve, in --out DIR; written atomically, all or none)
   proportions.csv  barcode, x, y (full-resolution pixels), region, one column per type
   region_means.csv mean proportion of each type per region, with the number of spots
   result.h5ad      the slide with obsm["stlnmf_proportions"], obs["stlnmf_dominant_type"]
@@ -71,7 +71,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (the usage stays in --help)."""
 
     def error(self, message):  # noqa: D102
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"stlnmf: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int):
+    """argparse type: an int >= ``low`` (a bad value is a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
@@ -93,7 +108,7 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     g.add_argument("--labels", metavar="CSV", help="cell labels for an MTX reference")
     g.add_argument(
         "--min-cells",
-        type=int,
+        type=_int_at_least(0),
         default=5,
         metavar="N",
         help="leave out (and report) types with fewer cells (default 5)",
@@ -113,13 +128,17 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     )
     m.add_argument(
         "--markers-per-type",
-        type=int,
+        type=_int_at_least(1),
         default=100,
         metavar="N",
         help="marker genes per cell type (default 100)",
     )
-    m.add_argument("--epochs", type=int, default=20, metavar="N", help="training epochs (20)")
-    m.add_argument("--layers", type=int, default=60, metavar="N", help="unrolled layers (60)")
+    m.add_argument(
+        "--epochs", type=_int_at_least(0), default=20, metavar="N", help="training epochs (20)"
+    )
+    m.add_argument(
+        "--layers", type=_int_at_least(1), default=60, metavar="N", help="unrolled layers (60)"
+    )
     m.add_argument(
         "--data-term",
         choices=("kl", "frobenius"),
@@ -127,7 +146,7 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
         help="Poisson/KL on raw counts (default) or the paper's Frobenius",
     )
     m.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    m.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    m.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     o.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -307,10 +326,9 @@ def _cmd_deconvolve(args, log: _Log) -> int:
 
     _check_device(args.device)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        from .io.errors import InputError
-
-        raise InputError(f"--out {out} exists and is not a folder")
+    _check_out_folder(out)
+    if args.save_model and not args.model:
+        _check_save_path("--save-model", args.save_model)
     t_start = time.perf_counter()
     model = None
     if args.model:
@@ -318,7 +336,7 @@ def _cmd_deconvolve(args, log: _Log) -> int:
 
         log(f"loading model {args.model}")
         model = load_model(args.model)
-    adata, reference, regions, name, sample = _load_inputs(args, log, need_reference=False)
+    adata, reference, regions, name, sample = _load_inputs(args, log, need_reference=not args.model)
     t_read = time.perf_counter() - t_start
     prep = _prepare(args, adata, reference, regions, name, model, log)
     train_s = 0.0
@@ -341,18 +359,54 @@ def _cmd_deconvolve(args, log: _Log) -> int:
     if sample is not None and sample.truth is not None:
         result.metadata["truth_metrics"] = _truth_metrics(result, sample.truth)
         log("against the sample's ground truth: " + _fmt_metrics(result.metadata["truth_metrics"]))
-    out.mkdir(parents=True, exist_ok=True)
-    write_proportions_csv(out / "proportions.csv", result.table)
-    write_region_means_csv(out / "region_means.csv", result.region_means)
-    write_result_h5ad(out / "result.h5ad", adata, result.table, result.cell_types, result.metadata)
-    if not args.no_figure:
-        from .io.figures import write_proportion_maps
+    from .io.atomic import atomic_batch
+    from .io.errors import InputError
+    from .io.figures import write_proportion_maps
 
-        write_proportion_maps(out / "proportions.png", result.table, result.cell_types)
-    result.metadata["timings"]["total_seconds"] = round(time.perf_counter() - t_start, 3)
-    write_json(out / "run.json", result.metadata)
+    out.mkdir(parents=True, exist_ok=True)
+    # all outputs or none: a failure (full disk, Ctrl-C) leaves the previous files intact
+    try:
+        with atomic_batch():
+            write_proportions_csv(out / "proportions.csv", result.table)
+            write_region_means_csv(out / "region_means.csv", result.region_means)
+            write_result_h5ad(
+                out / "result.h5ad", adata, result.table, result.cell_types, result.metadata
+            )
+            if not args.no_figure:
+                write_proportion_maps(out / "proportions.png", result.table, result.cell_types)
+            result.metadata["timings"]["total_seconds"] = round(time.perf_counter() - t_start, 3)
+            write_json(out / "run.json", result.metadata)
+    except OSError as e:
+        reason = e.strerror or _one_line(e)
+        raise InputError(
+            f"could not write the outputs in {out}: {reason}; the files already there are unchanged"
+        ) from e
     log(f"wrote {out}/proportions.csv, region_means.csv, result.h5ad, run.json")
     return 0
+
+
+def _check_out_folder(out: Path) -> None:
+    """--out must be a folder or creatable as one: fail before any work, not after it."""
+    from .io.errors import InputError
+
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"--out {out} exists and is not a folder")
+        return
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise InputError(f"--out {out}: {parent} is a file, not a folder")
+
+
+def _check_save_path(option: str, path: str) -> None:
+    """A model file to write: its folder must exist and it must not be a folder."""
+    from .io.errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {p} is a folder; give a file name such as model.safetensors")
+    if not p.parent.is_dir():
+        raise InputError(f"{option} {p}: the folder {p.parent} does not exist")
 
 
 def _check_device(device: str) -> None:
@@ -383,6 +437,7 @@ def _cmd_train(args, log: _Log) -> int:
     from .io.model_file import save_model
 
     _check_device(args.device)
+    _check_save_path("--save", args.save)
     adata, reference, regions, name, _ = _load_inputs(args, log, need_reference=True)
     if args.method != "stlnmf":
         from .io.errors import InputError

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
+from .core import device as _device
 from .core.estimator import NNLS, STLNMF, PlainKL, ZeroCountSpotsWarning
 from .core.markers import select_markers
 from .core.reference import Reference
@@ -29,6 +31,8 @@ from .io.reference import ReferenceSource
 __all__ = [
     "Prepared",
     "DeconvolutionResult",
+    "DeviceFallbackWarning",
+    "NotEnoughMemoryError",
     "prepare",
     "train",
     "deconvolve",
@@ -172,16 +176,20 @@ def prepare(
     if model is not None:
         ref = model.reference_
         if reference is not None and list(reference.cell_types) != list(ref.cell_types):
+            only_m = sorted(set(ref.cell_types) - set(reference.cell_types))
+            only_r = sorted(set(reference.cell_types) - set(ref.cell_types))
             raise InputError(
-                f"the model's cell types {ref.cell_types} differ from the reference's "
-                f"{reference.cell_types}"
+                f"reference {reference.path}: its cell types differ from the model's "
+                f"(only in the model: {only_m[:5]}, only in the reference: {only_r[:5]}"
+                + (", or another order" if not only_m and not only_r else "")
+                + "); drop --reference or train a model with this reference"
             )
         match = match_genes(
             adata.var,
             pd.DataFrame(index=ref.genes),
             spatial_name=spatial_name,
             reference_name="the model",
-            min_shared=1,
+            min_shared=0,  # none shared: still the "lacks N of the model's genes" message
             min_fraction=0.0,
         )
         if match.n_shared < ref.n_genes:
@@ -240,6 +248,62 @@ def _estimator(method: str, seed: int, device: str, options: dict | None):
     raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+class DeviceFallbackWarning(RuntimeWarning):
+    """The GPU ran out of memory and the run was redone on the CPU.
+
+    A :class:`RuntimeWarning` (not a :class:`ResourceWarning`, which Python hides by
+    default) so that scripts and the napari console show it.
+    """
+
+
+class NotEnoughMemoryError(InputError):
+    """Not even the CPU has the memory for this run; the message says what to reduce."""
+
+
+def _is_gpu_oom(error: BaseException) -> bool:
+    """An accelerator allocator failure (``torch.OutOfMemoryError``, or a RuntimeError such
+    as "CUDA error: out of memory"). CPU allocation failures are MemoryError or "can't
+    allocate memory", never these."""
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(error, oom):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _is_cpu_oom(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error).lower()
+    )
+
+
+def _free_gpu_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _memory_hint(prepared: Prepared, what: str) -> str:
+    m, n = prepared.X.shape
+    return (
+        f"not enough memory to {what} {m} spots x {n} genes, even on the CPU: deconvolve "
+        "fewer spots per run (split the slide), use fewer marker genes "
+        "(--markers-per-type / n_markers), or close other programs"
+    )
+
+
+def _on_cpu_or_hint(run: Callable, prepared: Prepared, what: str):
+    """``run()``, with CPU out-of-memory turned into a one-line NotEnoughMemoryError."""
+    try:
+        return run()
+    except Exception as e:
+        if not _is_cpu_oom(e):
+            raise
+    _free_gpu_memory()
+    raise NotEnoughMemoryError(_memory_hint(prepared, what))
+
+
 def train(
     prepared: Prepared,
     *,
@@ -254,21 +318,79 @@ def train(
 
     ``options`` go to the estimator (e.g. ``epochs``, ``n_layers``). Returns the fitted
     estimator; its ``library_sizes_`` is set for mRNA fractions and for saving.
+
+    When the GPU runs out of memory, the cache is freed, a :class:`DeviceFallbackWarning`
+    is issued and training starts again on the CPU with the same seed (so the result is
+    that of a CPU run). When the CPU runs out of memory too, :class:`NotEnoughMemoryError`
+    says what to reduce.
     """
-    est = _estimator(method, seed, device, options)
-    if method == "stlnmf":
-        est.fit(
-            prepared.reference,
-            prepared.coords,
-            prepared.regions,
-            X=prepared.X,
-            callback=callback,
-            should_stop=should_stop,
+
+    def fit(dev: str):
+        est = _estimator(method, seed, dev, options)
+        if method == "stlnmf":
+            est.fit(
+                prepared.reference,
+                prepared.coords,
+                prepared.regions,
+                X=prepared.X,
+                callback=callback,
+                should_stop=should_stop,
+            )
+        else:
+            est.fit(prepared.reference)
+        est.library_sizes_ = np.asarray(prepared.library_sizes, dtype=np.float64)
+        return est
+
+    run_on = device
+    if method != "nnls" and _device.resolve_device(device).type != "cpu":
+        try:
+            return _on_cpu_or_hint(lambda: fit(device), prepared, "train on")
+        except NotEnoughMemoryError:
+            raise
+        except Exception as e:
+            if not _is_gpu_oom(e):
+                raise
+            reason = _one_line(e)
+        # out of the except block: the failed run's GPU tensors can now be freed
+        _free_gpu_memory()
+        warnings.warn(
+            f"the GPU ran out of memory while training ({reason}); training again on the "
+            f"CPU with the same seed ({seed})",
+            DeviceFallbackWarning,
+            stacklevel=2,
         )
-    else:
-        est.fit(prepared.reference)
-    est.library_sizes_ = np.asarray(prepared.library_sizes, dtype=np.float64)
-    return est
+        run_on = "cpu"
+    return _on_cpu_or_hint(lambda: fit(run_on), prepared, "train on")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return text or type(e).__name__
+
+
+def _model_device(model) -> torch.device:
+    """Where ``model`` computes: its network's device, or its ``device`` setting."""
+    net = getattr(model, "net_", None)
+    if net is not None:
+        return next(net.parameters()).device
+    if getattr(model, "device", None) is not None:
+        return _device.resolve_device(model.device)
+    return torch.device("cpu")
+
+
+def _to_cpu(model) -> None:
+    """Move a fitted model's computation to the CPU (in place)."""
+    if getattr(model, "net_", None) is not None:
+        model.net_.to("cpu")
+    elif hasattr(model, "device"):
+        model.device = "cpu"
+
+
+def _transform(prepared: Prepared, model) -> np.ndarray:
+    if isinstance(model, STLNMF):
+        return model.transform(prepared.X, prepared.coords, prepared.regions)
+    return model.transform(prepared.X)
 
 
 def deconvolve(
@@ -296,10 +418,7 @@ def deconvolve(
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroCountSpotsWarning)
-        if isinstance(model, STLNMF):
-            cells = model.transform(prepared.X, prepared.coords, prepared.regions)
-        else:
-            cells = model.transform(prepared.X)
+        cells = _transform_with_fallback(prepared, model)
     zero = [w for w in caught if issubclass(w.category, ZeroCountSpotsWarning)]
     for w in caught:
         if w not in zero:
@@ -335,6 +454,29 @@ def deconvolve(
     }
     meta.update(extra_metadata or {})
     return DeconvolutionResult(table, types, fractions, cells, means, meta, model)
+
+
+def _transform_with_fallback(prepared: Prepared, model) -> np.ndarray:
+    """``model``'s proportions; on GPU out-of-memory, the model moves to the CPU (it stays
+    there) and the spots are deconvolved again, with a :class:`DeviceFallbackWarning`."""
+    if _model_device(model).type != "cpu":
+        try:
+            return _on_cpu_or_hint(lambda: _transform(prepared, model), prepared, "deconvolve")
+        except NotEnoughMemoryError:
+            raise
+        except Exception as e:
+            if not _is_gpu_oom(e):
+                raise
+            reason = _one_line(e)
+        _free_gpu_memory()
+        warnings.warn(
+            f"the GPU ran out of memory while deconvolving {prepared.X.shape[0]} spots "
+            f"({reason}); deconvolving again on the CPU (the model now stays on the CPU)",
+            DeviceFallbackWarning,
+            stacklevel=3,
+        )
+        _to_cpu(model)
+    return _on_cpu_or_hint(lambda: _transform(prepared, model), prepared, "deconvolve")
 
 
 def _model_info(model) -> dict:

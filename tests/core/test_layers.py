@@ -202,3 +202,29 @@ def test_kl_gradient_on_realistic_counts_matches_finite_differences():
         down = loss().item()
     fd = (up - down) / 2e-6
     assert abs(grad - fd) <= 1e-4 * abs(fd), (grad, fd)
+
+
+def test_warm_start_is_the_plain_update_and_blocks_agree(data_term):
+    """Warm-start updates = the unregularised MU (PlainKL for KL), whole or blocked."""
+    from napari_stlnmf.core.estimator import PlainKL
+    from napari_stlnmf.core.model import plain_updates
+    from napari_stlnmf.core.reference import Reference
+
+    x, sig, coords, regions = random_problem(9, m=50)
+    data = make_data(data_term, x, sig)
+    u0 = torch.full((50, 5), 0.2, dtype=torch.float64)
+    whole = plain_updates(u0, data, 40)
+    blocked = plain_updates(u0, data, 40, blocks=data.row_blocks(7))
+    torch.testing.assert_close(blocked, whole, rtol=1e-10, atol=1e-12)
+    assert not whole.requires_grad
+    if data_term == "kl":
+        ref = Reference.from_signatures(sig, [f"g{i}" for i in range(40)], list("abcde"))
+        plain = PlainKL(n_iter=40, device="cpu").fit(ref).transform(x)
+        np.testing.assert_allclose(whole.numpy(), plain, atol=2e-5)
+    # the network with a warm start starts from it: zero learned layers' effect at lambda=0
+    net = small_net(
+        data_term, n_layers=3, lambda1=1e-12, lambda2=1e-12, lambda3=1e-12, warm_start=40
+    )
+    with torch.no_grad():
+        out = net(data, make_graph(coords, regions), T(regions))
+    assert torch.isfinite(out).all()

@@ -39,6 +39,11 @@ class NetConfig:
         ``mm``: the majorise-minimise rule (monotone); ``ratio``: the paper's split rule.
     lambda1, lambda2, lambda3, sigma1, sigma2, omega : float
         Initial values (sigma1 in spot pitches).
+    warm_start : int
+        Plain (unregularised) multiplicative updates run before the learned layers, with
+        no gradient: the layers then refine the data term's own estimate instead of
+        spending their depth on converging from uniform fractions (a KL update on 10,000
+        genes needs ~300 iterations; 60 layers from uniform stop far from it).
     """
 
     n_types: int
@@ -54,6 +59,7 @@ class NetConfig:
     sigma1: float = 1.0
     sigma2: float = 1.0
     omega: float = 1.0
+    warm_start: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,6 +164,8 @@ class STLNMFNet(nn.Module):
         blocks = None
         if not torch.is_grad_enabled() and m > block_rows:
             blocks = data.row_blocks(block_rows)
+        if u0 is None and self.config.warm_start > 0:
+            u = plain_updates(u, data, self.config.warm_start, blocks)
         for layer in range(self.config.n_layers):
             if terms is None or not self.config.tied:
                 terms = self.terms(graph, region_idx, layer)
@@ -169,6 +177,18 @@ class STLNMFNet(nn.Module):
             if callback is not None:
                 callback(layer)
         return data.to_cell_fractions(u)
+
+
+def plain_updates(u: torch.Tensor, data: DataTerm, n_iter: int, blocks=None) -> torch.Tensor:
+    """``n_iter`` unregularised multiplicative updates of the data term alone (no grad)."""
+    with torch.no_grad():
+        if blocks is not None:
+            parts = [plain_updates(u[sl], d, n_iter) for sl, d in blocks]
+            return torch.cat(parts, dim=0)
+        for _ in range(n_iter):
+            a, b, c_lin, c_log = data.pieces(u)
+            u = _normalise(u * mm_factor(torch.as_tensor(a), b - c_lin, torch.as_tensor(c_log)))
+    return u.detach()
 
 
 def _group_weights(omega: torch.Tensor, region_idx: torch.Tensor, group: str, m: int):

@@ -338,13 +338,18 @@ class StlnmfWidget(FileActions, QWidget):
             self.status.setText("cancelling…")
 
     def _on_progress(self, p) -> None:
+        if self._worker is None:  # a report queued before the run ended: the end wins
+            return
         self.loss.add(p.epoch, p.train_rmse, p.val_rmse)
-        if self._pbar is not None:
-            self._pbar.update(1)
-            self._pbar.set_description(f"STL NMF training, validation RMSE {p.val_rmse:.4f}")
         self.status.setText(
             f"epoch {p.epoch}/{p.n_epochs}: train {p.train_rmse:.4f}, validation {p.val_rmse:.4f}"
         )
+        # last, and through a local: updating the bar can run queued events, among them
+        # the end of the run (which closes the bar and writes the final status)
+        pbar = self._pbar
+        if pbar is not None:
+            pbar.update(1)
+            pbar.set_description(f"STL NMF training, validation RMSE {p.val_rmse:.4f}")
 
     def _finished(self) -> None:
         self._worker = None

@@ -31,6 +31,7 @@ _SETTINGS = (
     "group",
     "update",
     "n_layers",
+    "warm_start",
     "tied",
     "epochs",
     "lr",
@@ -114,6 +115,8 @@ def load_model(
         meta = json.loads(raw_meta)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: corrupt metadata (not a JSON object)")
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -126,8 +129,13 @@ def load_model(
         config = NetConfig(**meta["config"])
         ctypes, mgenes, regions = meta["cell_types"], meta["genes"], meta["regions"]
         pitch = float(meta["pitch"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: incomplete metadata ({exc})") from None
+    for what, names in (("cell_types", ctypes), ("genes", mgenes)):
+        if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+            raise ModelFileError(f"{path}: corrupt metadata ({what} must be a list of names)")
+    if not isinstance(regions, list):
+        raise ModelFileError(f"{path}: corrupt metadata (regions must be a list)")
     k, n = len(ctypes), len(mgenes)
     expected = {"signatures": (n, k), "omega_raw": (config.n_regions, config.n_types)}
     n_sets = 1 if config.tied else config.n_layers
@@ -156,10 +164,17 @@ def load_model(
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
 
-    settings = {k: v for k, v in meta.get("settings", {}).items() if k in _SETTINGS}
-    model = STLNMF(**settings)
-    net = STLNMFNet(config)
-    net.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items() if k != "signatures"})
+    settings = meta.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ModelFileError(f"{path}: corrupt metadata (settings must be an object)")
+    settings = {k: v for k, v in settings.items() if k in _SETTINGS}
+    try:
+        model = STLNMF(**settings)
+        net = STLNMFNet(config)
+        state = {k: v.to(torch.float32) for k, v in tensors.items() if k != "signatures"}
+        net.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: invalid network settings ({exc})") from None
     model.net_ = net.eval()
     model.reference_ = reference
     model.regions_ = regions

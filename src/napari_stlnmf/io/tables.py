@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import anndata as ad
@@ -126,6 +127,9 @@ def read_h5ad_spatial(path: str | os.PathLike) -> ad.AnnData:
         raise InputError(f"{file}: cannot read h5ad (truncated or corrupt?): {e}") from None
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{file}: empty data ({adata.n_obs} spots x {adata.n_vars} genes)")
+    dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+    if len(dup):
+        raise InputError(f"{file}: duplicated barcodes (obs_names) {_examples(dup)}")
 
     if "spatial" in adata.obsm:
         xy = adata.obsm["spatial"]
@@ -180,7 +184,7 @@ def _separator(file: Path, sep: str | None) -> str:
     try:
         with _open_text(file) as fh:
             return csv.Sniffer().sniff(fh.readline(), delimiters=",\t; ").delimiter
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error):
         raise InputError(f"{file}: cannot tell the column separator; pass sep") from None
 
 
@@ -192,7 +196,15 @@ def _read_csv(file: Path, sep: str, **kw) -> tuple[pd.DataFrame, list[str]]:
         with _open_text(file) as fh:
             header = next(csv.reader(fh, delimiter=sep), [])
         df = pd.read_csv(file, sep=sep, **kw)
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error, pd.errors.ParserError) as e:
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+        UnicodeDecodeError,
+        ValueError,
+        csv.Error,
+        pd.errors.ParserError,
+    ) as e:
         raise InputError(f"{file}: cannot read table (truncated or corrupt?): {e}") from None
     if df.empty:
         raise InputError(f"{file}: empty table")

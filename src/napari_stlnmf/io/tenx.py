@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +61,18 @@ def _assemble(
     )
     if not ok:
         raise InputError(f"{file}: corrupt sparse matrix (indptr/indices inconsistent)")
+    data = np.asarray(data)
+    if data.dtype.kind not in "iuf":
+        raise InputError(f"{file}: counts are not numeric ({data.dtype})")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise InputError(f"{file}: counts have NaN or infinite values")
+    if data.size and data.min() < 0:
+        raise InputError(f"{file}: counts have negative values; raw counts are needed")
+    dup = pd.Index(barcodes)[pd.Index(barcodes).duplicated()].unique()
+    if len(dup):
+        raise InputError(
+            f"{file}: {len(dup)} duplicated barcodes, e.g. {', '.join(map(str, dup[:3]))}"
+        )
     counts = sp.csr_matrix((data, indices, indptr), shape=(n_spots, n_genes))
     if "feature_types" in var:
         keep = (var["feature_types"] == GENE_EXPRESSION).to_numpy()
@@ -205,7 +218,7 @@ def read_10x_mtx(folder: str | os.PathLike) -> tuple[sp.csr_matrix, list[str], p
         barcodes = pd.read_csv(bcs, sep="\t", header=None, dtype=str).iloc[:, 0].tolist()
         current = feats
         f = pd.read_csv(feats, sep="\t", header=None, dtype=str)
-    except (OSError, ValueError, EOFError, IndexError, pd.errors.ParserError) as e:
+    except (OSError, ValueError, EOFError, IndexError, zlib.error, pd.errors.ParserError) as e:
         raise InputError(f"{current}: cannot read file (truncated or corrupt?): {e}") from None
     if f.shape[1] < 2:
         f[1] = f[0]

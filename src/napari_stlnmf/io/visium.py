@@ -135,7 +135,14 @@ def read_positions(path: str | os.PathLike) -> pd.DataFrame:
             with open(file, encoding="utf-8") as fh:
                 first = fh.readline().split(",")[0].strip().strip('"').lower()
             header = 0 if first in ("barcode", "barcodes", "") else None
-            df = pd.read_csv(file, header=header, names=None if header == 0 else names)
+            df = pd.read_csv(file, header=header)
+            if header is None:
+                if df.shape[1] != len(names):
+                    raise InputError(
+                        f"{file}: {df.shape[1]} columns, expected {len(names)} in a positions "
+                        f"list without a header ({', '.join(names)})"
+                    )
+                df.columns = names
             df = df.set_index(df.columns[0])
     except InputError:
         raise
@@ -237,7 +244,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 arr = np.asarray(im)
             else:
                 arr = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"{file}: cannot read image (truncated or corrupt?): {e}") from None
     return _to_uint8_rgb(arr)
 
@@ -285,7 +292,7 @@ def _read_fullres(
             arr = series.asarray()
     except InputError:
         raise
-    except (OSError, ValueError, tifffile.TiffFileError) as e:
+    except Exception as e:  # tifffile raises many types for broken files
         raise InputError(f"{file}: cannot read TIFF (truncated or corrupt?): {e}") from None
     # Move to (Y, X[, channels]) taking the first plane of any other axis.
     order = [axes.index("Y"), axes.index("X")]
@@ -310,6 +317,23 @@ def _read_counts(outs: Path):
         f"{outs}: no count matrix (looked for filtered_feature_bc_matrix.h5 and "
         "filtered_feature_bc_matrix/ with matrix.mtx.gz)"
     )
+
+
+def _check_spots_on_images(xy, images, sf, barcodes, pos_file: Path, spatial: Path) -> None:
+    """Spots must lie on the hires/lowres images (within a spot diameter and 5 %): spots
+    off the image mean wrong positions or wrong scale factors."""
+    diameter = float(sf.get("spot_diameter_fullres", 0.0))
+    for key, img in images.items():
+        scale = float(sf[_SCALE_KEYS[key]])
+        h, w = img.shape[0] / scale, img.shape[1] / scale  # the image in full-res px
+        off = (xy[:, 0] > 1.05 * w + diameter) | (xy[:, 1] > 1.05 * h + diameter)
+        if off.any():
+            raise InputError(
+                f"{pos_file}: {int(off.sum())} spots lie outside the {key} image "
+                f"({spatial / IMAGE_FILES[key]}, {w:.0f} x {h:.0f} full-resolution px with "
+                f"{_SCALE_KEYS[key]} {scale:g} from {SCALEFACTORS_FILE}), e.g. "
+                f"{', '.join(barcodes[off][:3])}; wrong positions or scale factors?"
+            )
 
 
 def _default_library_id(outs: Path) -> str:
@@ -392,6 +416,7 @@ def read_visium(
     for key in load_images:
         if (spatial / IMAGE_FILES[key]).is_file():
             images[key] = read_image(spatial / IMAGE_FILES[key])
+    _check_spots_on_images(xy, images, sf, pos.index, pos_file, spatial)
     metadata: dict[str, str] = {"source": "spaceranger", "path": str(outs)}
     if fullres_image is not None:
         tif = _find_fullres(outs) if str(fullres_image) == "auto" else Path(fullres_image)
