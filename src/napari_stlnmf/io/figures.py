@@ -13,6 +13,10 @@ from .atomic import atomic_write
 
 __all__ = ["write_proportion_maps"]
 
+#: Above this many spots the maps are drawn as binned images (BINS x BINS mean values).
+BIN_ABOVE = 50_000
+BINS = 300
+
 
 def write_proportion_maps(
     path: str | os.PathLike,
@@ -39,15 +43,39 @@ def write_proportion_maps(
     # marker area (pt^2) so that neighbouring spots about touch in a 2.6-inch panel
     size = float(np.clip(2.2e4 / max(len(x), 1), 0.05, 30))
     sc = None
+    binned = len(x) > BIN_ABOVE
+    if binned:
+        # a scatter of 500k points per panel takes minutes: show per-pixel means instead
+        edges = (np.linspace(x.min(), x.max(), BINS + 1), np.linspace(y.min(), y.max(), BINS + 1))
+        ix = np.clip(np.searchsorted(edges[0], x, side="right") - 1, 0, BINS - 1)
+        iy = np.clip(np.searchsorted(edges[1], y, side="right") - 1, 0, BINS - 1)
+        extent = (edges[0][0], edges[0][-1], edges[1][-1], edges[1][0])
     for j, t in enumerate(cell_types):
         ax = fig.add_subplot(rows, cols, j + 1)
         v = table[t].to_numpy(dtype=np.float64)
         ok = np.isfinite(v)
-        if (~ok).any():
-            ax.scatter(x[~ok], y[~ok], s=size, c="#bbbbbb", linewidths=0, rasterized=True)
-        sc = ax.scatter(
-            x[ok], y[ok], c=v[ok], s=size, cmap=cmap, vmin=0, vmax=1, linewidths=0, rasterized=True
-        )
+        if binned:
+            total = np.zeros((BINS, BINS))
+            count = np.zeros((BINS, BINS))
+            np.add.at(total, (iy[ok], ix[ok]), v[ok])
+            np.add.at(count, (iy[ok], ix[ok]), 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                img = np.where(count > 0, total / count, np.nan)
+            sc = ax.imshow(img, extent=extent, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        else:
+            if (~ok).any():
+                ax.scatter(x[~ok], y[~ok], s=size, c="#bbbbbb", linewidths=0, rasterized=True)
+            sc = ax.scatter(
+                x[ok],
+                y[ok],
+                c=v[ok],
+                s=size,
+                cmap=cmap,
+                vmin=0,
+                vmax=1,
+                linewidths=0,
+                rasterized=True,
+            )
         ax.set_title(t, fontsize=9)
         ax.set_xlim(x.min() - 0.02 * span, x.max() + 0.02 * span)
         ax.set_ylim(y.max() + 0.02 * span, y.min() - 0.02 * span)
