@@ -159,7 +159,8 @@ class StlnmfWidget(FileActions, QWidget):
         lay.addWidget(self.form.native)
         lay.addWidget(self.overlap)
         lay.addLayout(button_box)
-        lay.addWidget(self.export_kind.native)
+        self._export_box = Container(widgets=[self.export_kind])  # shows its label
+        lay.addWidget(self._export_box.native)
         lay.addWidget(self.status)
         lay.addWidget(self.loss)
         lay.addWidget(QLabel("learned parameters"))
