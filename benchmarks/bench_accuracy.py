@@ -126,8 +126,9 @@ def figure(name, spatial, truth, pred, out: Path) -> None:
     pos = pd.Series(range(spatial.n_obs), index=spatial.obs_names)
     xy = xy[pos.loc[truth.index].to_numpy()]
     top = list(truth.mean().sort_values(ascending=False).index[:3])
-    fig = Figure(figsize=(13, 6.2), layout="constrained")
-    axes = fig.subplots(2, 4)
+    fig = Figure(figsize=(14, 6.2), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[3.2, 1.3])
+    axes = left.subplots(2, 3)
     size = float(np.clip(6e3 / len(xy), 4, 60))
     for j, t in enumerate(top):
         for i, (vals, label) in enumerate([(truth[t], "truth"), (pred[t], "STL NMF")]):
@@ -138,12 +139,11 @@ def figure(name, spatial, truth, pred, out: Path) -> None:
             ax.invert_yaxis()
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.colorbar(sc, ax=axes[:, :3], shrink=0.7, label="proportion")
-    ax = fig.add_subplot(1, 4, 4)
-    axes[0, 3].remove()
-    axes[1, 3].remove()
+    left.colorbar(sc, ax=axes, shrink=0.7, label="proportion")
+    ax = right.subplots()
     ax.scatter(truth.to_numpy().ravel(), pred.to_numpy().ravel(), s=4, alpha=0.4)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_aspect("equal")
     ax.set_xlabel("true proportion")
     ax.set_ylabel("STL NMF proportion")
     ax.set_title(f"{name}: all spots x types", fontsize=9)
