@@ -13,6 +13,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+from .pipeline import MARKERS_PER_TYPE
+
 __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
@@ -129,9 +131,9 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     m.add_argument(
         "--markers-per-type",
         type=_int_at_least(1),
-        default=100,
+        default=MARKERS_PER_TYPE,
         metavar="N",
-        help="marker genes per cell type (default 100)",
+        help=f"marker genes per cell type (default {MARKERS_PER_TYPE})",
     )
     m.add_argument(
         "--epochs", type=_int_at_least(0), default=20, metavar="N", help="training epochs (20)"
