@@ -9,12 +9,14 @@ from typing import Any
 def _table_of(data, attributes: dict):
     import numpy as np
 
+    from napari_stlnmf.io.export import BASE_COLUMNS
+
     meta = (attributes.get("metadata") or {}).get("stlnmf") or {}
     types = meta.get("cell_types")
     feats = attributes.get("features")
     if not types or feats is None or meta.get("kind") != "result":
         return None
-    cols = ["barcode", "x", "y", "region", *types]
+    cols = [*BASE_COLUMNS, *types]
     if any(c not in feats.columns for c in cols):
         return None
     table = feats[cols].copy()

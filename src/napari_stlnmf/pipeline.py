@@ -345,10 +345,36 @@ def train(
         est.library_sizes_ = np.asarray(prepared.library_sizes, dtype=np.float64)
         return est
 
-    run_on = device
-    if method != "nnls" and _device.resolve_device(device).type != "cpu":
+    on_gpu = method != "nnls" and _device.resolve_device(device).type != "cpu"
+    return _with_cpu_fallback(
+        lambda on_cpu: fit("cpu" if on_cpu else device),
+        on_gpu=on_gpu,
+        prepared=prepared,
+        what="train on",
+        message=lambda reason: (
+            f"the GPU ran out of memory while training ({reason}); training again on the "
+            f"CPU with the same seed ({seed})"
+        ),
+        stacklevel=3,
+    )
+
+
+def _with_cpu_fallback(
+    run: Callable[[bool], object],
+    *,
+    on_gpu: bool,
+    prepared: Prepared,
+    what: str,
+    message: Callable[[str], str],
+    to_cpu: Callable[[], object] | None = None,
+    stacklevel: int = 3,
+):
+    """``run(on_cpu=False)`` on the GPU; on GPU out-of-memory, free the cache, warn once
+    (:class:`DeviceFallbackWarning` with ``message(reason)``), call ``to_cpu`` and
+    ``run(on_cpu=True)``. CPU out-of-memory becomes a one-line NotEnoughMemoryError."""
+    if on_gpu:
         try:
-            return _on_cpu_or_hint(lambda: fit(device), prepared, "train on")
+            return _on_cpu_or_hint(lambda: run(False), prepared, what)
         except NotEnoughMemoryError:
             raise
         except Exception as e:
@@ -357,14 +383,10 @@ def train(
             reason = _one_line(e)
         # out of the except block: the failed run's GPU tensors can now be freed
         _free_gpu_memory()
-        warnings.warn(
-            f"the GPU ran out of memory while training ({reason}); training again on the "
-            f"CPU with the same seed ({seed})",
-            DeviceFallbackWarning,
-            stacklevel=2,
-        )
-        run_on = "cpu"
-    return _on_cpu_or_hint(lambda: fit(run_on), prepared, "train on")
+        warnings.warn(message(reason), DeviceFallbackWarning, stacklevel=stacklevel)
+        if to_cpu is not None:
+            to_cpu()
+    return _on_cpu_or_hint(lambda: run(on_gpu), prepared, what)
 
 
 def _one_line(e: BaseException) -> str:
@@ -463,24 +485,18 @@ def deconvolve(
 def _transform_with_fallback(prepared: Prepared, model) -> np.ndarray:
     """``model``'s proportions; on GPU out-of-memory, the model moves to the CPU (it stays
     there) and the spots are deconvolved again, with a :class:`DeviceFallbackWarning`."""
-    if _model_device(model).type != "cpu":
-        try:
-            return _on_cpu_or_hint(lambda: _transform(prepared, model), prepared, "deconvolve")
-        except NotEnoughMemoryError:
-            raise
-        except Exception as e:
-            if not _is_gpu_oom(e):
-                raise
-            reason = _one_line(e)
-        _free_gpu_memory()
-        warnings.warn(
+    return _with_cpu_fallback(
+        lambda on_cpu: _transform(prepared, model),
+        on_gpu=_model_device(model).type != "cpu",
+        prepared=prepared,
+        what="deconvolve",
+        message=lambda reason: (
             f"the GPU ran out of memory while deconvolving {prepared.X.shape[0]} spots "
-            f"({reason}); deconvolving again on the CPU (the model now stays on the CPU)",
-            DeviceFallbackWarning,
-            stacklevel=3,
-        )
-        _to_cpu(model)
-    return _on_cpu_or_hint(lambda: _transform(prepared, model), prepared, "deconvolve")
+            f"({reason}); deconvolving again on the CPU (the model now stays on the CPU)"
+        ),
+        to_cpu=lambda: _to_cpu(model),
+        stacklevel=4,
+    )
 
 
 def _model_info(model) -> dict:

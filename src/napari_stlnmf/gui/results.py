@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..io.export import BASE_COLUMNS
 from .layers import LARGE_SLIDE_SPOTS, META
 from .raster import rasterize_spots
 
@@ -20,8 +21,6 @@ __all__ = [
     "set_raster_type",
     "set_grid",
 ]
-
-_BASE = ("barcode", "x", "y", "region")
 
 
 def _meta(layer) -> dict:
@@ -105,7 +104,7 @@ def iter_show_results(
     ------
     layers, in cell-type order then the dominant-type layer.
     """
-    missing = [c for c in (*_BASE, *cell_types) if c not in table.columns]
+    missing = [c for c in (*BASE_COLUMNS, *cell_types) if c not in table.columns]
     if missing:
         raise ValueError(f"the proportions table lacks columns {missing}")
     xy = table[["x", "y"]].to_numpy(dtype=np.float64)
@@ -120,7 +119,7 @@ def iter_show_results(
     from ..core.graph import spot_pitch
 
     size = spot_diameter or 0.55 * (spot_pitch(xy) if len(xy) > 1 else 1.0)
-    features = table[[*_BASE, *cell_types]].reset_index(drop=True)
+    features = table[[*BASE_COLUMNS, *cell_types]].reset_index(drop=True)
     points = xy[:, ::-1].copy()
     # stale layers: types of an earlier run that this run no longer has
     for layer in result_layers(viewer, slide):

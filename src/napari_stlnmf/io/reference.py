@@ -266,8 +266,10 @@ def _from_cells(p, counts, var, obs, label_key, min_cells) -> ReferenceSource:
             f"{x.data.max():.3g}): give raw counts (in X, layers['counts'] or .raw)"
         )
     if len(set(map(str, var.index))) != var.shape[0]:
+        from anndata.utils import make_index_unique
+
         var = var.copy()
-        var.index = _unique([str(g) for g in var.index])
+        var.index = make_index_unique(pd.Index([str(g) for g in var.index]))
     raw_labels = obs[key]
     lib = np.asarray(x.sum(1)).ravel()
     usable = (lib > 0) & raw_labels.notna().to_numpy()
@@ -366,19 +368,6 @@ def _non_integer(x) -> bool:
         return False
     sample = data.ravel()[:200_000]
     return bool(np.any(np.abs(sample - np.round(sample)) > 1e-6))
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        if n in seen:
-            seen[n] += 1
-            out.append(f"{n}-{seen[n]}")
-        else:
-            seen[n] = 0
-            out.append(n)
-    return out
 
 
 def _short(e: BaseException) -> str:
