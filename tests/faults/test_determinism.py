@@ -40,19 +40,14 @@ def test_cli_in_another_process_equals_the_api(api, tmp_path):
 
 
 def test_widget_equals_the_api_exactly(api, make_napari_viewer, reference_file, qtbot):
-    from napari_stlnmf.gui.dock import StlnmfWidget
+    from tests.gui.widget_helpers import sample_widget, wait_done
 
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-stlnmf", "mouse_brain")
-    widget = StlnmfWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.epochs.value = TINY["epochs"]
-    widget.layers_n.value = TINY["n_layers"]
+    viewer, widget = sample_widget(make_napari_viewer, TINY["epochs"], TINY["n_layers"])
     widget.seed.value = SEED
     widget.device.value = "cpu"
     widget.ref_path.value = reference_file
     widget.run(train=True, deconvolve=True)
-    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    wait_done(qtbot, widget)
     assert widget.last_error is None, widget.last_error
     assert widget.result.cell_types == api.cell_types
     np.testing.assert_array_equal(widget.result.cell_fractions, api.cell_fractions)

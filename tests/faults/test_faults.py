@@ -14,6 +14,7 @@ import napari_stlnmf.io.figures as figures_mod
 import napari_stlnmf.pipeline as pipeline
 from napari_stlnmf.cli import EXIT_INTERRUPTED, main
 from napari_stlnmf.io import atomic
+from tests.gui.widget_helpers import sample_widget, wait_done
 
 from .conftest import OUTPUTS, TINY, stlnmf_lines
 
@@ -139,24 +140,13 @@ def test_ctrl_c_in_cli_training_keeps_a_previous_run(previous, monkeypatch, caps
 @pytest.fixture
 def widget_after_a_run(make_napari_viewer, reference_file, qtbot):
     """A widget (tiny settings) that has trained and deconvolved once, successfully."""
-    from napari_stlnmf.gui.dock import StlnmfWidget
-
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-stlnmf", "mouse_brain")
-    widget = StlnmfWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.epochs.value = TINY["epochs"]
-    widget.layers_n.value = TINY["n_layers"]
+    viewer, widget = sample_widget(make_napari_viewer, TINY["epochs"], TINY["n_layers"])
     widget.ref_path.value = reference_file
     assert widget.run(train=True, deconvolve=True) is not None
     wait_done(qtbot, widget)
     assert widget.last_error is None, widget.last_error
     assert widget.result is not None and widget.model is not None
     return viewer, widget
-
-
-def wait_done(qtbot, widget, timeout=180_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 def _digest(data) -> str:

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_stlnmf.gui.dock import StlnmfWidget
 from napari_stlnmf.gui.regions import add_regions_layer
 from napari_stlnmf.gui.results import result_layers
 from napari_stlnmf.io.reference import read_reference
 from napari_stlnmf.io.samples import load_sample
 from napari_stlnmf.pipeline import deconvolve, prepare, train
+from tests.gui.widget_helpers import sample_widget, wait_done
 
 TINY = {"epochs": 2, "n_layers": 8}
 
@@ -27,17 +27,7 @@ def reference_file(tmp_path_factory):
 
 @pytest.fixture
 def setup(make_napari_viewer, reference_file, qtbot):
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-stlnmf", "mouse_brain")
-    widget = StlnmfWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.epochs.value = TINY["epochs"]
-    widget.layers_n.value = TINY["n_layers"]
-    return viewer, widget
-
-
-def wait_done(qtbot, widget, timeout=180_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    return sample_widget(make_napari_viewer, TINY["epochs"], TINY["n_layers"])
 
 
 def paint_two_regions(viewer, spots):
