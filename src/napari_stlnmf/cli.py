@@ -13,6 +13,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from .core.estimator import DEFAULT_EPOCHS, DEFAULT_LAYERS, DEFAULT_WARM_START
 from .pipeline import MARKERS_PER_TYPE
 
 __all__ = ["main", "build_parser"]
@@ -136,10 +137,32 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
         help=f"marker genes per cell type (default {MARKERS_PER_TYPE})",
     )
     m.add_argument(
-        "--epochs", type=_int_at_least(0), default=20, metavar="N", help="training epochs (20)"
+        "--epochs",
+        type=_int_at_least(0),
+        default=DEFAULT_EPOCHS,
+        metavar="N",
+        help=f"training epochs ({DEFAULT_EPOCHS})",
     )
     m.add_argument(
-        "--layers", type=_int_at_least(1), default=60, metavar="N", help="unrolled layers (60)"
+        "--layers",
+        type=_int_at_least(1),
+        default=DEFAULT_LAYERS,
+        metavar="N",
+        help=f"unrolled layers ({DEFAULT_LAYERS})",
+    )
+    m.add_argument(
+        "--warm-start",
+        type=_int_at_least(0),
+        default=DEFAULT_WARM_START,
+        metavar="N",
+        help=f"plain updates before the learned layers ({DEFAULT_WARM_START})",
+    )
+    m.add_argument(
+        "--gene-weights",
+        choices=("fano", "none"),
+        default="fano",
+        help="weight genes of the KL term by 1/(within-type Fano factor) from the "
+        "reference cells (default), or not",
     )
     m.add_argument(
         "--data-term",
@@ -300,7 +323,13 @@ def _train(args, prep, log):
 
     options = {}
     if args.method == "stlnmf":
-        options = {"epochs": args.epochs, "n_layers": args.layers, "data_term": args.data_term}
+        options = {
+            "epochs": args.epochs,
+            "n_layers": args.layers,
+            "warm_start": args.warm_start,
+            "gene_weights": args.gene_weights,
+            "data_term": args.data_term,
+        }
     t0 = time.perf_counter()
     try:
         model = train(

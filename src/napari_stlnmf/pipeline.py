@@ -502,7 +502,17 @@ def _transform_with_fallback(prepared: Prepared, model) -> np.ndarray:
 def _model_info(model) -> dict:
     info = {"method": type(model).__name__}
     if isinstance(model, STLNMF):
-        for k in ("data_term", "group", "update", "n_layers", "tied", "epochs", "lr"):
+        for k in (
+            "data_term",
+            "gene_weights",
+            "group",
+            "update",
+            "n_layers",
+            "warm_start",
+            "tied",
+            "epochs",
+            "lr",
+        ):
             info[k] = getattr(model, k)
         info["n_train_slides"] = model.n_train_slides
         info["random_state"] = model.random_state

@@ -35,8 +35,13 @@ def data_term(request):
 
 
 def make_data(kind, x, sig):
+    """``kind``: "kl", "frobenius" or "kl_weighted" (KL with random gene weights)."""
+    sig_t = torch.as_tensor(sig, dtype=torch.float64)
+    if kind == "kl_weighted":
+        w = np.random.default_rng(7).uniform(0.05, 1.0, size=sig.shape[0])
+        return KLData.from_counts(torch_csr(x), sig_t, torch.as_tensor(w))
     cls = KLData if kind == "kl" else FrobeniusData
-    return cls.from_counts(torch_csr(x), torch.as_tensor(sig, dtype=torch.float64))
+    return cls.from_counts(torch_csr(x), sig_t)
 
 
 def make_graph(coords, regions):

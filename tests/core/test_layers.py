@@ -12,9 +12,16 @@ from .conftest import make_data, make_graph, random_problem
 T = torch.as_tensor
 
 
+@pytest.fixture(params=["kl", "kl_weighted", "frobenius"])
+def data_term(request):
+    """Every data term, the gene-weighted KL one included (overrides conftest's)."""
+    return request.param
+
+
 def small_net(data_term, **config):
     """A float64 network for the 5-type, 3-region random problems of these tests."""
-    return STLNMFNet(NetConfig(n_types=5, n_regions=3, data_term=data_term, **config)).double()
+    kind = data_term.removesuffix("_weighted")
+    return STLNMFNet(NetConfig(n_types=5, n_regions=3, data_term=kind, **config)).double()
 
 
 @pytest.mark.parametrize("group", ["region", "literal", "none"])
@@ -32,13 +39,13 @@ def test_mm_step_never_increases_objective(data_term, group, seed):
     u = T(rng.uniform(0.05, 1.0, size=(data.n_spots, data.n_types)))
     checked = 0
     for _ in range(40):
-        kw = {"scale": data.optimal_scale(u)} if data_term == "kl" else {}
+        kw = {"scale": data.optimal_scale(u)} if data_term.startswith("kl") else {}
         before = objective(u, data, graph, w, ridx, omega, lam1, lam2, lam3, group, **kw)
         new = multiplicative_step(u, data, graph, w, ridx, omega, lam1, lam2, lam3, group)
         after = objective(new, data, graph, w, ridx, omega, lam1, lam2, lam3, group, **kw)
         assert torch.isfinite(after)
         assert after <= before + 1e-10 * abs(before), (before.item(), after.item())
-        if data_term == "kl":  # the profiled objective (scale re-optimised) decreases too
+        if data_term.startswith("kl"):  # the profiled objective (scale re-optimised) decreases too
             prof = objective(new, data, graph, w, ridx, omega, lam1, lam2, lam3, group)
             assert prof <= after + 1e-10 * abs(after)
         u = new
@@ -217,7 +224,7 @@ def test_warm_start_is_the_plain_update_and_blocks_agree(data_term):
     blocked = plain_updates(u0, data, 40, blocks=data.row_blocks(7))
     torch.testing.assert_close(blocked, whole, rtol=1e-10, atol=1e-12)
     assert not whole.requires_grad
-    if data_term == "kl":
+    if data_term == "kl":  # PlainKL is the unweighted term
         ref = Reference.from_signatures(sig, [f"g{i}" for i in range(40)], list("abcde"))
         plain = PlainKL(n_iter=40, device="cpu").fit(ref).transform(x)
         np.testing.assert_allclose(whole.numpy(), plain, atol=2e-5)
@@ -228,3 +235,35 @@ def test_warm_start_is_the_plain_update_and_blocks_agree(data_term):
     with torch.no_grad():
         out = net(data, make_graph(coords, regions), T(regions))
     assert torch.isfinite(out).all()
+
+
+def test_weighted_kl_fixed_point_is_the_weighted_poisson_optimum():
+    """The plain update on the weighted term converges to the minimiser of
+    sum_g w_g KL(x_g || N (B u)_g) over the simplex, checked by its KKT conditions
+    computed independently in numpy, and differs from the unweighted optimum."""
+    x, sig, _, _ = random_problem(seed=3, m=20, n=30, k=4)
+    w = np.random.default_rng(1).uniform(0.05, 1.0, size=30)
+    from napari_stlnmf.core.layers import KLData
+    from napari_stlnmf.core.model import plain_updates
+
+    from .conftest import torch_csr
+
+    sig_t = T(sig)
+    weighted = KLData.from_counts(torch_csr(x), sig_t, T(w))
+    plain = KLData.from_counts(torch_csr(x), sig_t)
+    u0 = torch.full((20, 4), 0.25, dtype=torch.float64)
+    uw = plain_updates(u0, weighted, 3000).numpy()
+    up = plain_updates(u0, plain, 3000).numpy()
+    xd = x.toarray()
+    for s in range(20):
+        y = sig @ uw[s]
+        n_s = (w * xd[s]).sum() / (w * y).sum()
+        # gradient of the weighted KL in u at the optimal scale, per unit of weighted total
+        grad = n_s * (sig * w[:, None]).sum(0) - (sig * (w * xd[s] / y)[:, None]).sum(0)
+        grad /= (w * xd[s]).sum()
+        active = uw[s] > 1e-3  # tiny entries are still decaying (MU converges slowly there)
+        # KKT on the simplex: equal gradient on the support, no smaller off it
+        g0 = grad[active].mean()
+        np.testing.assert_allclose(grad[active], g0, atol=1e-4)
+        assert (grad[~active] >= g0 - 1e-4).all()
+    assert np.abs(uw - up).max() > 0.02

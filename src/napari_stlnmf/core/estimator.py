@@ -140,12 +140,16 @@ def _torch_csr(x: sp.csr_matrix, device, dtype) -> torch.Tensor:
     ).to(device)
 
 
-def make_data_term(x: sp.csr_matrix, signatures: np.ndarray, kind: str, device, dtype):
-    """Prepare a data term (KL or Frobenius) for counts ``x`` against ``signatures``."""
+def make_data_term(
+    x: sp.csr_matrix, signatures: np.ndarray, kind: str, device, dtype, weights=None
+):
+    """Prepare a data term (KL or Frobenius) for counts ``x`` against ``signatures``;
+    ``weights`` (n_genes,) weight the genes of the KL term (None: all ones)."""
     xt = _torch_csr(x, device, dtype)
     sig = torch.as_tensor(signatures, dtype=dtype, device=device)
     if kind == "kl":
-        return KLData.from_counts(xt, sig)
+        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
+        return KLData.from_counts(xt, sig, w)
     return FrobeniusData.from_counts(xt, sig)
 
 
@@ -178,7 +182,7 @@ class _Base:
         _warn_zero(valid)
         if not valid.all():
             x = x[valid].tocsr()
-        return x, self.reference_.signatures[genes], valid
+        return x, self.reference_.signatures[genes], self.reference_.weights[genes], valid
 
     @staticmethod
     def _merge(props: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -214,7 +218,7 @@ class PlainKL(_Base):
         return self
 
     def transform(self, X, coords=None, regions=None) -> np.ndarray:
-        x, sig, valid = self._split(X)
+        x, sig, _, valid = self._split(X)
         dev = resolve_device(self.device)
         data = make_data_term(x, sig, "kl", dev, torch.float32)
         with torch.no_grad(), cpu_threads(threads_for(x.nnz * sig.shape[1], dev)):
@@ -244,7 +248,7 @@ class NNLS(_Base):
         return self
 
     def transform(self, X, coords=None, regions=None) -> np.ndarray:
-        x, sig, valid = self._split(X)
+        x, sig, _, valid = self._split(X)
         lib = sig.sum(0)
         bn = sig / lib
         xn = sp.diags(1.0 / np.asarray(x.sum(1)).ravel()) @ x
@@ -258,6 +262,13 @@ class NNLS(_Base):
         return self._merge(out, valid)
 
 
+# Shipped defaults, chosen by benchmarks/bench_accuracy.py (docs/benchmarks.md); the CLI
+# and the widget read them from here.
+DEFAULT_EPOCHS = 20
+DEFAULT_LAYERS = 60
+DEFAULT_WARM_START = 100
+
+
 class STLNMF(_Base):
     """Spatial transcriptomics learned NMF: an unrolled, spatially regularised NMF.
 
@@ -266,13 +277,18 @@ class STLNMF(_Base):
     data_term : {"kl", "frobenius"}, default "kl"
         Poisson/KL on raw counts (default; see ``docs/method.md``) or the paper's squared
         Frobenius on normalised counts.
+    gene_weights : {"fano", "none"}, default "fano"
+        Weight each gene of the KL term by ``1 / Fano factor`` of its counts within a cell
+        type (``Reference.gene_weights``, from the reference cells): a quasi-Poisson
+        likelihood that trusts bursty genes less. ``none`` gives the plain Poisson term.
+        References given as signatures only have all weights 1.
     group : {"region", "literal", "none"}, default "region"
     update : {"mm", "ratio"}, default "mm"
     n_layers : int, default 60
-    warm_start : int, default 0
+    warm_start : int, default 100
         Plain multiplicative updates (the data term alone, no gradient) before the learned
-        layers; on 10,000-gene panels 300 of them reach the plain KL estimate that 60
-        layers from uniform fractions do not (``docs/benchmarks.md``).
+        layers, so the layers refine a converged data fit instead of spending themselves
+        on reaching it (``docs/benchmarks.md``).
     tied : bool, default True
     epochs : int, default 20
         0 gives the untrained MU with the initial parameters.
@@ -313,12 +329,13 @@ class STLNMF(_Base):
         self,
         *,
         data_term: str = "kl",
+        gene_weights: str = "fano",
         group: str = "region",
         update: str = "mm",
-        n_layers: int = 60,
-        warm_start: int = 0,
+        n_layers: int = DEFAULT_LAYERS,
+        warm_start: int = DEFAULT_WARM_START,
         tied: bool = True,
-        epochs: int = 20,
+        epochs: int = DEFAULT_EPOCHS,
         lr: float = 0.1,
         patience: int = 5,
         n_train_slides: int = 3,
@@ -333,6 +350,7 @@ class STLNMF(_Base):
         random_state: int = 0,
     ):
         self.data_term = data_term
+        self.gene_weights = gene_weights
         self.group = group
         self.update = update
         self.n_layers = n_layers
@@ -378,8 +396,11 @@ class STLNMF(_Base):
             [lookup.get(r, len(self.regions_)) for r in regions.tolist()], dtype=np.int64
         )
 
-    def _prepare(self, x, sig, coords, region_idx, pitch, dev, dtype=torch.float32):
-        data = make_data_term(x, sig, self.data_term, dev, dtype)
+    def _prepare(self, x, sig, weights, coords, region_idx, pitch, dev, dtype=torch.float32):
+        if self.gene_weights not in ("fano", "none"):
+            raise ValueError(f"gene_weights must be 'fano' or 'none', got {self.gene_weights!r}")
+        w = weights if self.gene_weights == "fano" else None
+        data = make_data_term(x, sig, self.data_term, dev, dtype, w)
         graph = build_graph(coords, region_idx, self.radius, pitch, dtype).to(dev)
         return data, graph, torch.as_tensor(region_idx, device=dev)
 
@@ -460,6 +481,7 @@ class STLNMF(_Base):
         pitch = spot_pitch(coords)
         genes = _used_genes(sig_ref.signatures)
         signatures = sig_ref.signatures[genes]
+        weights = sig_ref.weights[genes]
         tree = cKDTree(coords)
 
         def one_slide(gen: np.random.Generator) -> TrainingSlide:
@@ -474,7 +496,7 @@ class STLNMF(_Base):
             keep = _nonzero_spots(x)
             idx, x, truth = idx[keep], x[keep], sim.proportions[keep]
             data, graph, ridx = self._prepare(
-                x, signatures, coords[idx], region_idx[idx], pitch, dev
+                x, signatures, weights, coords[idx], region_idx[idx], pitch, dev
             )
             truth = torch.as_tensor(truth, dtype=torch.float32, device=dev)
             return TrainingSlide(data, graph, ridx, truth)
@@ -534,7 +556,7 @@ class STLNMF(_Base):
 
     def transform(self, X, coords, regions=None, callback=None) -> np.ndarray:
         """Cell-type fractions of every spot, (m, k); NaN rows for spots with no counts."""
-        x, sig, valid = self._split(X)
+        x, sig, weights, valid = self._split(X)
         m = valid.size
         coords = _check_coords(coords, m)
         regions = _check_regions(regions, m)
@@ -543,6 +565,7 @@ class STLNMF(_Base):
         data, graph, ridx = self._prepare(
             x,
             sig,
+            weights,
             coords[valid],
             region_idx[valid],
             self.pitch_ if self._same_scale(coords) else None,

@@ -139,13 +139,15 @@ class FrobeniusData(DataTerm):
 
 
 class KLData(DataTerm):
-    """Poisson / KL data term on raw counts, per spot normalised by its total count.
+    """Gene-weighted Poisson / KL data term on raw counts, per spot normalised by its total.
 
-    ``sum_s 1/T_s * KL(x_s || N_s B u_s)`` with ``B`` the per-type mean raw counts per cell
-    and the spot scale ``N_s = T_s / 1^T B u_s`` set to its closed-form optimum before each
-    update, so ``u_s`` are cell fractions. Only the nonzeros of ``X`` enter: ``B u`` is
-    sampled at them (SDDMM) and ``B^T (x / B u)`` is a sparse-dense product, so a layer
-    costs O(nnz(X) k) time and memory.
+    ``sum_s 1/T_s * sum_g w_g KL(x_sg || N_s (B u_s)_g)`` with ``B`` the per-type mean raw
+    counts per cell, ``w`` per-gene weights (the reference's ``1 / Fano factor``; all ones
+    gives the plain KL term), ``T_s = sum_g w_g x_sg`` and the spot scale
+    ``N_s = T_s / w^T B u_s`` set to its closed-form optimum before each update, so ``u_s``
+    are cell fractions. Only the nonzeros of ``X`` enter: ``B u`` is sampled at them (SDDMM)
+    and ``(W B)^T (x / B u)`` is a sparse-dense product, so a layer costs O(nnz(X) k) time
+    and memory.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class KLData(DataTerm):
         x_csr: torch.Tensor,
         signatures: torch.Tensor,
         pattern_values: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
     ):
         self.crow = x_csr.crow_indices()
         self.col = x_csr.col_indices()
@@ -165,20 +168,27 @@ class KLData(DataTerm):
         self.pattern = torch.sparse_csr_tensor(
             self.crow, self.col, pattern_values, size=self.shape, check_invariants=False
         )
-        self.totals = _row_sums(x_csr)
+        if weights is None:
+            weights = torch.ones(self.shape[1], dtype=self.vals.dtype, device=self.vals.device)
+        self.weights = weights
+        self.totals = _row_sums(x_csr, weights)
         self.inv_t = torch.where(
             self.totals > 0, 1.0 / self.totals.clamp_min(_EPS), torch.zeros_like(self.totals)
         )
         self.has = (self.totals > 0).to(self.vals.dtype)
         self.sig = signatures
-        self.sig_sum = signatures.sum(0)
+        self.sig_w = signatures * weights[:, None]
+        self.sig_sum = self.sig_w.sum(0)
         self.n_spots = int(self.shape[0])
         self.n_types = int(signatures.shape[1])
 
     @classmethod
-    def from_counts(cls, x_csr: torch.Tensor, signatures: torch.Tensor) -> KLData:
-        """Prepare from a sparse CSR ``(m, n)`` count tensor and ``(n, k)`` signatures."""
-        return cls(x_csr, signatures)
+    def from_counts(
+        cls, x_csr: torch.Tensor, signatures: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> KLData:
+        """Prepare from a sparse CSR ``(m, n)`` count tensor, ``(n, k)`` signatures and
+        optional ``(n,)`` gene weights."""
+        return cls(x_csr, signatures, weights=weights)
 
     def _fitted_at_nonzeros(self, u: torch.Tensor) -> torch.Tensor:
         """``(B u)_sg`` at the nonzeros of ``X``, in CSR value order."""
@@ -191,7 +201,7 @@ class KLData(DataTerm):
         )
 
     def pieces(self, u):
-        mass = (u @ self.sig_sum).clamp_min(_EPS)  # 1^T B u per spot
+        mass = (u @ self.sig_sum).clamp_min(_EPS)  # w^T B u per spot
         b = self.sig_sum[None, :] * (self.has / mass)[:, None]
         c_log = _KLRatio.apply(u, self) * self.inv_t[:, None]
         return 0.0, b, 0.0, c_log
@@ -202,7 +212,7 @@ class KLData(DataTerm):
         if scale is None:
             scale = self.optimal_scale(u)
         counts = self.crow[1:] - self.crow[:-1]
-        per_nz = torch.repeat_interleave(self.inv_t, counts)
+        per_nz = torch.repeat_interleave(self.inv_t, counts) * self.weights[self.col]
         y = self._fitted_at_nonzeros(u) * torch.repeat_interleave(scale, counts)
         x = self.vals
         data = ((x * torch.log(x / y) - x) * per_nz).sum()
@@ -226,17 +236,20 @@ class KLData(DataTerm):
                 size=(e - s, self.shape[1]),
                 check_invariants=False,
             )
-            blocks.append((slice(s, e), KLData(sub, self.sig, self.pattern_values[lo:hi])))
+            blocks.append(
+                (slice(s, e), KLData(sub, self.sig, self.pattern_values[lo:hi], self.weights))
+            )
         return blocks
 
 
 class _KLRatio(torch.autograd.Function):
-    """``B^T (x / B u)`` per spot over the nonzeros of ``x``, with a hand-written backward.
+    """``(W B)^T (x / B u)`` per spot over the nonzeros of ``x``, with a hand-written backward.
 
     torch's autograd through ``sampled_addmm`` and CSR products gave wrong gradients here
     (checked against finite differences), so both directions use the same two sparse
-    kernels: an SDDMM and a CSR x dense product. With ``y = B u`` at the nonzeros and an
-    upstream gradient ``G``: ``dL/du = -W B`` where ``W_sg = (G B^T)_sg x_sg / y_sg^2``.
+    kernels: an SDDMM and a CSR x dense product. With ``y = B u`` at the nonzeros, gene
+    weights ``w`` and an upstream gradient ``G``: ``dL/du = -R B`` where
+    ``R_sg = (G (W B)^T)_sg x_sg / y_sg^2``.
     """
 
     @staticmethod
@@ -244,20 +257,21 @@ class _KLRatio(torch.autograd.Function):
         y = data._fitted_at_nonzeros(u)
         ctx.data = data
         ctx.save_for_backward(y)
-        return data._csr(data.vals / y) @ data.sig
+        return data._csr(data.vals / y) @ data.sig_w
 
     @staticmethod
     def backward(ctx, grad):
         data = ctx.data
         (y,) = ctx.saved_tensors
-        g_at = torch.sparse.sampled_addmm(data.pattern, grad.contiguous(), data.sig.T, beta=0.0)
+        g_at = torch.sparse.sampled_addmm(data.pattern, grad.contiguous(), data.sig_w.T, beta=0.0)
         weights = -g_at.values() * data.vals / (y * y)
         return data._csr(weights) @ data.sig, None
 
 
-def _row_sums(x_csr: torch.Tensor) -> torch.Tensor:
-    ones = torch.ones(x_csr.shape[1], 1, dtype=x_csr.dtype, device=x_csr.device)
-    return (x_csr @ ones)[:, 0]
+def _row_sums(x_csr: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    if weights is None:
+        weights = torch.ones(x_csr.shape[1], dtype=x_csr.dtype, device=x_csr.device)
+    return (x_csr @ weights[:, None].to(x_csr.dtype))[:, 0]
 
 
 def _row_sq_sums(x_csr: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Reference"]
+__all__ = ["Reference", "fano_weights"]
 
 
 @dataclass
@@ -26,6 +26,10 @@ class Reference:
     labels : ndarray of shape (n_cells,) of int, optional
         Index into ``cell_types`` of each cell.
     n_cells_per_type : ndarray of shape (n_types,), optional
+    gene_weights : ndarray of shape (n_genes,), optional
+        Per-gene weight of the KL data term, ``1 / Fano factor`` of the gene's counts within
+        a cell type (see :func:`fano_weights`); computed from the cells by
+        :meth:`from_cells`, all ones when only signatures are known.
     """
 
     signatures: np.ndarray
@@ -34,6 +38,7 @@ class Reference:
     cells: sp.csr_matrix | None = None
     labels: np.ndarray | None = None
     n_cells_per_type: np.ndarray | None = field(default=None)
+    gene_weights: np.ndarray | None = field(default=None)
 
     def __post_init__(self):
         sig = np.asarray(self.signatures, dtype=np.float64)
@@ -60,6 +65,11 @@ class Reference:
         if empty.size:
             names = [self.cell_types[i] for i in empty[:5]]
             raise ValueError(f"cell types with an all-zero signature: {names}")
+        if self.gene_weights is not None:
+            w = np.asarray(self.gene_weights, dtype=np.float64)
+            if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
+                raise ValueError(f"gene_weights must be {n} positive finite numbers")
+            self.gene_weights = w
         self.signatures = sig
         self.genes = [str(g) for g in self.genes]
         self.cell_types = [str(t) for t in self.cell_types]
@@ -71,6 +81,13 @@ class Reference:
     @property
     def n_types(self) -> int:
         return self.signatures.shape[1]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Per-gene data-term weights (n_genes,): ``gene_weights`` or all ones."""
+        if self.gene_weights is None:
+            return np.ones(self.n_genes)
+        return self.gene_weights
 
     @property
     def library_sizes(self) -> np.ndarray:
@@ -124,7 +141,8 @@ class Reference:
             missing = [cell_types[i] for i in np.flatnonzero(n_cells == 0)]
             raise ValueError(f"cell types with no cells in the reference: {missing}")
         sig = np.asarray((onehot @ x).todense()).T / n_cells[None, :]
-        return cls(sig, list(genes), list(cell_types), x.tocsr(), lab, n_cells)
+        weights = fano_weights(x, lab, sig)
+        return cls(sig, list(genes), list(cell_types), x.tocsr(), lab, n_cells, weights)
 
     @classmethod
     def from_signatures(cls, signatures, genes, cell_types) -> Reference:
@@ -146,6 +164,7 @@ class Reference:
             cells,
             self.labels,
             self.n_cells_per_type,
+            None if self.gene_weights is None else self.gene_weights[idx],
         )
 
     def split_cells(self, fraction: float, rng: np.random.Generator) -> tuple[Reference, Reference]:
@@ -177,6 +196,35 @@ class Reference:
                 self.cells[b], names[self.labels[b]], self.genes, cell_types=self.cell_types
             ),
         )
+
+
+def fano_weights(x: sp.csr_matrix, labels: np.ndarray, signatures: np.ndarray) -> np.ndarray:
+    """``1 / F_g``, with ``F_g`` the within-type Fano factor of gene ``g`` (floored at 1).
+
+    ``F_g = sum_cells (x_cg - B_g,t(c))^2 / sum_cells B_g,t(c)``: the variance of a cell's
+    counts around its type's mean, over that mean, pooled over cells. A spot summing ``N``
+    cells of one type has the same Fano factor, so weighting the Poisson term by ``1/F_g``
+    is the quasi-Poisson likelihood of spot counts: genes whose counts are bursty within a
+    type (high ``F_g``) carry less information per count and are down-weighted. Genes with
+    no expression get weight 1.
+    """
+    x = sp.csr_matrix(x, dtype=np.float64)
+    k = signatures.shape[1]
+    onehot = sp.csr_matrix(
+        (np.ones(labels.size), (labels, np.arange(labels.size))), shape=(k, labels.size)
+    )
+    n_cells = np.asarray(onehot.sum(1)).ravel()
+    sq = np.asarray((onehot @ x.multiply(x)).todense()).T  # (genes, types) sum of x^2
+    # sum over cells of (x - mean)^2 = sum x^2 - n mean^2, per type
+    ss = np.clip(sq - n_cells[None, :] * signatures**2, 0.0, None)
+    # types with one cell have no within-type variance: leave them out of the pool
+    several = n_cells > 1
+    if not several.any():
+        return np.ones(signatures.shape[0])
+    var_sum = ss[:, several].sum(1)
+    mean_sum = (n_cells[None, several] * signatures[:, several]).sum(1)
+    fano = np.where(mean_sum > 0, var_sum / np.where(mean_sum > 0, mean_sum, 1.0), 1.0)
+    return 1.0 / np.maximum(fano, 1.0)
 
 
 def _check_counts(values: np.ndarray, what: str) -> None:

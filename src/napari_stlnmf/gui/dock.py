@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.estimator import DEFAULT_EPOCHS, DEFAULT_LAYERS, DEFAULT_WARM_START
 from ..core.train import TrainingCancelled
 from ..pipeline import rounded
 from .dock_files import FileActions
@@ -86,17 +87,28 @@ class StlnmfWidget(FileActions, QWidget):
         self.regions = ComboBox(label="regions layer", choices=_layers_of(napari_viewer, "labels"))
         self.ref_path = FileEdit(label="reference", mode="r", filter="*.h5ad *.csv *.tsv *.txt")
         self.label_key = ComboBox(label="label key", choices=[])
-        self.epochs = SpinBox(label="epochs", value=20, min=0, max=500)
+        self.epochs = SpinBox(label="epochs", value=DEFAULT_EPOCHS, min=0, max=500)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.markers = CheckBox(label="marker genes only", value=True)
         self.show_advanced = CheckBox(label="Advanced", value=False)
-        self.layers_n = SpinBox(label="layers", value=60, min=1, max=500)
+        self.layers_n = SpinBox(label="layers", value=DEFAULT_LAYERS, min=1, max=500)
+        self.warm = SpinBox(label="warm-start updates", value=DEFAULT_WARM_START, min=0, max=5000)
+        self.gene_weights = CheckBox(label="weight genes by dispersion", value=True)
         self.tied = CheckBox(label="tied layers", value=True)
         self.lr = FloatSpinBox(label="learning rate", value=0.1, min=1e-4, max=1.0, step=0.01)
         self.slides = SpinBox(label="simulated slides / epoch", value=3, min=1, max=50)
         self.device = ComboBox(label="device", choices=available_devices(), value="auto")
         self.advanced = Container(
-            widgets=[self.layers_n, self.tied, self.lr, self.slides, self.device], visible=False
+            widgets=[
+                self.layers_n,
+                self.warm,
+                self.gene_weights,
+                self.tied,
+                self.lr,
+                self.slides,
+                self.device,
+            ],
+            visible=False,
         )
         self.form = Container(
             widgets=[
@@ -235,6 +247,8 @@ class StlnmfWidget(FileActions, QWidget):
         return {
             "epochs": self.epochs.value,
             "n_layers": self.layers_n.value,
+            "warm_start": self.warm.value,
+            "gene_weights": "fano" if self.gene_weights.value else "none",
             "tied": self.tied.value,
             "lr": self.lr.value,
             "n_train_slides": self.slides.value,

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 MAX_BYTES = 2 * 1024**3  # a model is signatures + a few hundred scalars; refuse absurd files
 _SETTINGS = (
     "data_term",
+    "gene_weights",
     "group",
     "update",
     "n_layers",
@@ -54,6 +55,10 @@ def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}
     tensors["signatures"] = torch.as_tensor(
         np.ascontiguousarray(model.reference_.signatures), dtype=torch.float64
+    )
+    # the data term's per-gene weights came from the reference cells, which are not saved
+    tensors["gene_weights"] = torch.as_tensor(
+        np.ascontiguousarray(model.reference_.weights), dtype=torch.float64
     )
     meta = {
         "format": FORMAT,
@@ -152,7 +157,11 @@ def load_model(
             )
         if not torch.isfinite(tensors[name]).all():
             raise ModelFileError(f"{path}: tensor {name!r} has NaN or infinite values")
-    extra = set(tensors) - set(expected)
+    if "gene_weights" in tensors:
+        w = tensors["gene_weights"]
+        if tuple(w.shape) != (n,) or not torch.isfinite(w).all() or (w <= 0).any():
+            raise ModelFileError(f"{path}: tensor 'gene_weights' must be {n} positive numbers")
+    extra = set(tensors) - set(expected) - {"gene_weights"}
     if extra:
         raise ModelFileError(f"{path}: unexpected tensors {sorted(extra)}")
     if genes is not None and list(genes) != list(mgenes):
@@ -161,6 +170,8 @@ def load_model(
         raise ModelFileError(f"{path}: {_diff('cell types', ctypes, cell_types)}")
     try:
         reference = Reference.from_signatures(tensors["signatures"].numpy(), mgenes, ctypes)
+        if "gene_weights" in tensors:
+            reference.gene_weights = tensors["gene_weights"].numpy().astype(np.float64)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
 
@@ -171,7 +182,11 @@ def load_model(
     try:
         model = STLNMF(**settings)
         net = STLNMFNet(config)
-        state = {k: v.to(torch.float32) for k, v in tensors.items() if k != "signatures"}
+        state = {
+            k: v.to(torch.float32)
+            for k, v in tensors.items()
+            if k not in ("signatures", "gene_weights")
+        }
         net.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: invalid network settings ({exc})") from None
