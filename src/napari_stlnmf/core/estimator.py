@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
 from .layers import FrobeniusData, KLData
-from .model import NetConfig, STLNMFNet
+from .model import NetConfig, STLNMFNet, plain_updates
 from .reference import Reference
 from .simulate import SimulationSettings, simulate_slide
 from .train import TrainingProgress, TrainingSlide, train_network
@@ -482,6 +482,7 @@ class STLNMF(_Base):
         genes = _used_genes(sig_ref.signatures)
         signatures = sig_ref.signatures[genes]
         weights = sig_ref.weights[genes]
+        warm = int((self.init or {}).get("warm_start", self.warm_start))
         tree = cKDTree(coords)
 
         def one_slide(gen: np.random.Generator) -> TrainingSlide:
@@ -499,7 +500,12 @@ class STLNMF(_Base):
                 x, signatures, weights, coords[idx], region_idx[idx], pitch, dev
             )
             truth = torch.as_tensor(truth, dtype=torch.float32, device=dev)
-            return TrainingSlide(data, graph, ridx, truth)
+            start = None
+            if warm > 0:
+                k = signatures.shape[1]
+                uniform = torch.full((data.n_spots, k), 1.0 / k, device=dev)
+                start = plain_updates(uniform, data, warm)
+            return TrainingSlide(data, graph, ridx, truth, start)
 
         val = [one_slide(rng) for _ in range(self.n_val_slides)]
         seeds = rng.integers(0, 2**63 - 1, size=self.epochs + 1)

@@ -22,12 +22,16 @@ class TrainingCancelled(RuntimeError):
 
 @dataclass
 class TrainingSlide:
-    """One prepared simulated slide: data term, graph, region indices and true fractions."""
+    """One prepared simulated slide: data term, graph, region indices and true fractions.
+
+    ``start``, when given, is the network's starting point (its warm start, which has no
+    parameter, computed once per slide instead of at every pass)."""
 
     data: DataTerm
     graph: SpotGraph
     region_idx: torch.Tensor
     truth: torch.Tensor
+    start: torch.Tensor | None = None
 
 
 @dataclass
@@ -49,7 +53,9 @@ def rmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 def _evaluate(net: STLNMFNet, slides: Sequence[TrainingSlide]) -> float:
     with torch.no_grad():
-        errs = [rmse(net(s.data, s.graph, s.region_idx), s.truth).item() for s in slides]
+        errs = [
+            rmse(net(s.data, s.graph, s.region_idx, u0=s.start), s.truth).item() for s in slides
+        ]
     return float(sum(errs) / len(errs))
 
 
@@ -116,7 +122,8 @@ def train_network(
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}")
             opt.zero_grad()
-            loss = rmse(net(slide.data, slide.graph, slide.region_idx), slide.truth)
+            pred = net(slide.data, slide.graph, slide.region_idx, u0=slide.start)
+            loss = rmse(pred, slide.truth)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
             loss.backward()
