@@ -312,3 +312,29 @@ def test_console_script_runs_without_napari(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("stlnmf: error:")
+
+
+def test_gene_weights_and_warm_start_options_reach_the_model(tmp_path, capsys):
+    """The shipped data term (gene weights, warm start) and its off switches."""
+    outs = {}
+    for name, extra in (
+        ("default", []),
+        ("plain", ["--gene-weights", "none", "--warm-start", "0"]),
+    ):
+        out = tmp_path / name
+        argv = ["deconvolve", "--sample", "mouse_brain", "--epochs", "0", "--layers", "8"]
+        code, _, err = run([*argv, *extra, "-q", "--no-figure", "--out", out], capsys)
+        assert code == 0, err
+        outs[name] = (
+            pd.read_csv(out / "proportions.csv"),
+            json.loads((out / "run.json").read_text())["model"],
+        )
+    (a, info_a), (b, info_b) = outs["default"], outs["plain"]
+    assert info_a["gene_weights"] == "fano" and info_a["warm_start"] == 100
+    assert info_b["gene_weights"] == "none" and info_b["warm_start"] == 0
+    types = [c for c in a.columns if c not in ("barcode", "x", "y", "region")]
+    assert np.abs(a[types].to_numpy() - b[types].to_numpy()).max() > 0.05
+    with pytest.raises(SystemExit) as e:
+        main(["deconvolve", "--sample", "mouse_brain", "--gene-weights", "x", "--out", "o"])
+    assert e.value.code == 2
+    assert "--gene-weights" in one_line_error(capsys.readouterr().err)

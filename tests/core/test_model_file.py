@@ -26,6 +26,9 @@ def test_round_trip_gives_identical_predictions(fitted, tmp_path):
     a = est.transform(d["counts"], d["coords"], d["regions"])
     b = loaded.transform(d["counts"], d["coords"], d["regions"])
     np.testing.assert_array_equal(a, b)
+    # the data term's gene weights come from reference cells, which are not saved
+    assert not np.allclose(est.reference_.gene_weights, 1.0)
+    np.testing.assert_array_equal(loaded.reference_.gene_weights, est.reference_.gene_weights)
     assert loaded.learned_parameters() == est.learned_parameters()
     assert loaded.n_layers == 15 and loaded.tied is False
     assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
@@ -65,6 +68,13 @@ def test_corrupt_tampered_and_foreign_files(fitted, tmp_path):
     save_file(tensors, str(shaped), metadata=meta)
     with pytest.raises(ModelFileError, match="omega_raw.*expected"):
         load_model(shaped)
+    # negative gene weights
+    tensors = load_file(str(path))
+    tensors["gene_weights"] = -tensors["gene_weights"]
+    weighted = tmp_path / "weights.safetensors"
+    save_file(tensors, str(weighted), metadata=meta)
+    with pytest.raises(ModelFileError, match="gene_weights"):
+        load_model(weighted)
     # another format version
     info = json.loads(meta["stlnmf"])
     info["format_version"] = 99

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from napari_stlnmf.core.estimator import DEFAULT_WARM_START
 from napari_stlnmf.gui.regions import add_regions_layer
 from napari_stlnmf.gui.results import result_layers
 from napari_stlnmf.io.reference import read_reference
@@ -53,6 +54,12 @@ def test_full_workflow_matches_the_python_api(setup, reference_file, qtbot):
     assert "cell_type" in widget.label_key.choices
     assert "307 shared genes" in widget.overlap.text()
     assert "17 cell types" in widget.overlap.text()
+    # the widget's defaults are the CLI's, and its switches reach the estimator options
+    opts = widget.options()
+    assert opts["gene_weights"] == "fano" and opts["warm_start"] == DEFAULT_WARM_START
+    widget.gene_weights.value = False
+    assert widget.options()["gene_weights"] == "none"
+    widget.gene_weights.value = True
 
     worker = widget.run(train=True, deconvolve=True)
     assert worker is not None

@@ -1,0 +1,53 @@
+"""Reference signatures and the per-gene weights of the KL data term."""
+
+import numpy as np
+import pytest
+
+from napari_stlnmf.core.reference import Reference
+
+
+def test_fano_weights_by_hand():
+    # type a: 4 cells; type b: 3 cells; type c: 1 cell (no within-type variance: left out)
+    counts = np.array(
+        [
+            # g0  g1  g2
+            [0, 3, 0],
+            [0, 3, 0],
+            [0, 3, 0],
+            [8, 3, 0],
+            [1, 5, 0],
+            [1, 5, 0],
+            [4, 5, 0],
+            [50, 0, 0],
+        ],
+        dtype=float,
+    )
+    labels = ["a"] * 4 + ["b"] * 3 + ["c"]
+    ref = Reference.from_cells(counts, labels, ["g0", "g1", "g2"])
+    # g0: squared deviations a: 3*2^2 + 6^2 = 48, b: 2*1^2 + 2^2 = 6; sum of cell means 4*2 + 3*2
+    np.testing.assert_allclose(ref.gene_weights[0], 14.0 / 54.0)
+    assert ref.gene_weights[1] == 1.0  # constant within types: Fano 0, floored at 1
+    assert ref.gene_weights[2] == 1.0  # never expressed
+    sub = ref.subset_genes(["g2", "g0"])
+    np.testing.assert_allclose(sub.gene_weights, ref.gene_weights[[2, 0]])
+
+
+def test_poisson_cells_get_weights_near_one_and_bursty_genes_less():
+    rng = np.random.default_rng(0)
+    means = rng.uniform(0.5, 20, size=(3, 40))
+    labels = np.repeat([0, 1, 2], 400)
+    counts = rng.poisson(means[labels]).astype(float)
+    # gene 0 bursty: negative binomial with dispersion 1 (Fano 1 + mean)
+    counts[:, 0] = rng.poisson(rng.gamma(1.0, means[labels, 0]))
+    ref = Reference.from_cells(counts, labels.astype(str), [f"g{i}" for i in range(40)])
+    assert np.all(ref.gene_weights[1:] > 0.85)
+    assert ref.gene_weights[0] < 0.3
+
+
+def test_signature_references_weigh_every_gene_equally_and_bad_weights_fail():
+    sig = np.array([[1.0, 2.0], [3.0, 0.5]])
+    ref = Reference.from_signatures(sig, ["g0", "g1"], ["a", "b"])
+    assert ref.gene_weights is None
+    np.testing.assert_array_equal(ref.weights, [1.0, 1.0])
+    with pytest.raises(ValueError, match="gene_weights must be 2 positive"):
+        Reference(sig, ["g0", "g1"], ["a", "b"], gene_weights=np.array([1.0, 0.0]))
