@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import torch
 
 from napari_stlnmf.core.graph import build_graph
-from napari_stlnmf.core.layers import FrobeniusData, KLData
+from napari_stlnmf.core.layers import DenseKLData, FrobeniusData, KLData
 
 
 def random_problem(seed=0, m=60, n=40, k=5, n_regions=3):
@@ -35,11 +35,14 @@ def data_term(request):
 
 
 def make_data(kind, x, sig):
-    """``kind``: "kl", "frobenius" or "kl_weighted" (KL with random gene weights)."""
+    """``kind``: "kl", "frobenius", "kl_weighted" (KL with random gene weights) or
+    "kl_dense" (the dense implementation of the weighted KL term)."""
     sig_t = torch.as_tensor(sig, dtype=torch.float64)
+    w = torch.as_tensor(np.random.default_rng(7).uniform(0.05, 1.0, size=sig.shape[0]))
     if kind == "kl_weighted":
-        w = np.random.default_rng(7).uniform(0.05, 1.0, size=sig.shape[0])
-        return KLData.from_counts(torch_csr(x), sig_t, torch.as_tensor(w))
+        return KLData.from_counts(torch_csr(x), sig_t, w)
+    if kind == "kl_dense":
+        return DenseKLData(torch.as_tensor(x.toarray(), dtype=torch.float64), sig_t, w)
     cls = KLData if kind == "kl" else FrobeniusData
     return cls.from_counts(torch_csr(x), sig_t)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from scipy.optimize import nnls
 
@@ -12,15 +13,16 @@ from .conftest import make_data, make_graph, random_problem
 T = torch.as_tensor
 
 
-@pytest.fixture(params=["kl", "kl_weighted", "frobenius"])
+@pytest.fixture(params=["kl", "kl_weighted", "kl_dense", "frobenius"])
 def data_term(request):
-    """Every data term, the gene-weighted KL one included (overrides conftest's)."""
+    """Every data term, the gene-weighted KL one (sparse and dense) included (overrides
+    conftest's)."""
     return request.param
 
 
 def small_net(data_term, **config):
     """A float64 network for the 5-type, 3-region random problems of these tests."""
-    kind = data_term.removesuffix("_weighted")
+    kind = "kl" if data_term.startswith("kl") else data_term
     return STLNMFNet(NetConfig(n_types=5, n_regions=3, data_term=kind, **config)).double()
 
 
@@ -267,3 +269,32 @@ def test_weighted_kl_fixed_point_is_the_weighted_poisson_optimum():
         np.testing.assert_allclose(grad[active], g0, atol=1e-4)
         assert (grad[~active] >= g0 - 1e-4).all()
     assert np.abs(uw - up).max() > 0.02
+
+
+def test_dense_and_sparse_kl_terms_agree():
+    """Same objective, pieces and network output whichever implementation
+    ``make_kl_data`` picks (dense for small dense matrices, sparse otherwise)."""
+    from napari_stlnmf.core.layers import DenseKLData, KLData, make_kl_data
+
+    from .conftest import torch_csr
+
+    x, sig, coords, regions = random_problem(seed=5, m=40)
+    x = x.tolil()
+    x[3, :] = 0  # a spot with no counts
+    x = x.tocsr()
+    sparse, dense = make_data("kl_weighted", x, sig), make_data("kl_dense", x, sig)
+    u = T(np.random.default_rng(0).dirichlet(np.ones(5), size=40))
+    for a, b in zip(sparse.pieces(u), dense.pieces(u), strict=True):
+        torch.testing.assert_close(T(a), T(b), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sparse.value(u), dense.value(u), rtol=1e-10, atol=1e-10)
+    net = small_net("kl", n_layers=6, lambda1=0.5, lambda3=0.3)
+    graph = make_graph(coords, regions)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            net(sparse, graph, T(regions)), net(dense, graph, T(regions)), rtol=1e-9, atol=1e-10
+        )
+    sig_t = T(sig)
+    assert isinstance(make_kl_data(torch_csr(x), sig_t), DenseKLData)  # 40 x 40, mostly nonzero
+    keep = np.random.default_rng(1).random((40, 40)) < 0.1
+    x_sparse = sp.csr_matrix(np.where(keep, x.toarray() + 1.0, 0.0))
+    assert isinstance(make_kl_data(torch_csr(x_sparse), sig_t), KLData)

@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 
 from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
-from .layers import FrobeniusData, KLData
+from .layers import FrobeniusData, make_kl_data
 from .model import NetConfig, STLNMFNet, plain_updates
 from .reference import Reference
 from .simulate import SimulationSettings, simulate_slide
@@ -149,7 +149,7 @@ def make_data_term(
     sig = torch.as_tensor(signatures, dtype=dtype, device=device)
     if kind == "kl":
         w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
-        return KLData.from_counts(xt, sig, w)
+        return make_kl_data(xt, sig, w)
     return FrobeniusData.from_counts(xt, sig)
 
 

@@ -22,7 +22,15 @@ import warnings
 
 import torch
 
-__all__ = ["FrobeniusData", "KLData", "mm_factor", "ratio_factor", "DataTerm"]
+__all__ = [
+    "DataTerm",
+    "DenseKLData",
+    "FrobeniusData",
+    "KLData",
+    "make_kl_data",
+    "mm_factor",
+    "ratio_factor",
+]
 
 _EPS = 1e-10
 
@@ -240,6 +248,85 @@ class KLData(DataTerm):
                 (slice(s, e), KLData(sub, self.sig, self.pattern_values[lo:hi], self.weights))
             )
         return blocks
+
+
+class DenseKLData(DataTerm):
+    """:class:`KLData` on a dense count matrix: the same objective and pieces.
+
+    On small, dense slides (training crops of a few thousand spots, panels of a few hundred
+    genes with most entries nonzero) dense matrix products are several times faster than
+    torch's CPU sparse kernels, and autograd differentiates them directly. Chosen by
+    :func:`make_kl_data`; entries with ``x = 0`` contribute only through ``N_s (B u_s)_g``,
+    exactly as in the sparse term.
+    """
+
+    def __init__(self, x: torch.Tensor, signatures: torch.Tensor, weights: torch.Tensor):
+        self.x = x
+        self.weights = weights
+        self.sig = signatures
+        self.sig_w = signatures * weights[:, None]
+        self.sig_sum = self.sig_w.sum(0)
+        self.totals = x @ weights
+        self.inv_t = torch.where(
+            self.totals > 0, 1.0 / self.totals.clamp_min(_EPS), torch.zeros_like(self.totals)
+        )
+        self.has = (self.totals > 0).to(x.dtype)
+        self.n_spots = int(x.shape[0])
+        self.n_types = int(signatures.shape[1])
+
+    def _fitted(self, u: torch.Tensor) -> torch.Tensor:
+        return (u @ self.sig.T).clamp_min(_EPS)
+
+    def pieces(self, u):
+        mass = (u @ self.sig_sum).clamp_min(_EPS)
+        b = self.sig_sum[None, :] * (self.has / mass)[:, None]
+        c_log = ((self.x / self._fitted(u)) @ self.sig_w) * self.inv_t[:, None]
+        return 0.0, b, 0.0, c_log
+
+    def value(self, u, scale: torch.Tensor | None = None):
+        mass = (u @ self.sig_sum).clamp_min(_EPS)
+        if scale is None:
+            scale = self.optimal_scale(u)
+        y = self._fitted(u) * scale[:, None]
+        pos = self.x > 0
+        xlogx = torch.where(pos, self.x * torch.log(torch.where(pos, self.x, 1.0) / y), 0.0)
+        data = ((xlogx - self.x) * self.weights[None, :] * self.inv_t[:, None]).sum()
+        return data + (scale * mass * self.has * self.inv_t).sum()
+
+    def optimal_scale(self, u: torch.Tensor) -> torch.Tensor:
+        return self.totals / (u @ self.sig_sum).clamp_min(_EPS)
+
+    def to_cell_fractions(self, u):
+        return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+
+    def row_blocks(self, size):
+        return [
+            (slice(s, s + size), DenseKLData(self.x[s : s + size], self.sig, self.weights))
+            for s in range(0, self.n_spots, size)
+        ]
+
+
+# Dense counts when at least this fraction of entries is nonzero and the matrix is small:
+# measured on the mouse_brain sample (1,200 spots x 306 genes, 76 % nonzero), 100 plain
+# updates take 0.35 s sparse and 0.11 s dense on one CPU thread. The size cap bounds what
+# autograd keeps per layer in training (a few dense m x n tensors instead of nnz values).
+DENSE_MIN_DENSITY = 0.3
+DENSE_MAX_ENTRIES = 1_000_000
+
+
+def make_kl_data(
+    x_csr: torch.Tensor, signatures: torch.Tensor, weights: torch.Tensor | None = None
+) -> DataTerm:
+    """The KL data term for a CSR count tensor: :class:`DenseKLData` for small, dense
+    matrices, :class:`KLData` otherwise (same objective, same numbers to rounding)."""
+    m, n = x_csr.shape
+    entries = m * n
+    if weights is None:
+        weights = torch.ones(n, dtype=signatures.dtype, device=signatures.device)
+    nnz = x_csr.values().numel()
+    if 0 < entries <= DENSE_MAX_ENTRIES and nnz >= DENSE_MIN_DENSITY * entries:
+        return DenseKLData(x_csr.to_dense(), signatures, weights)
+    return KLData.from_counts(x_csr, signatures, weights)
 
 
 class _KLRatio(torch.autograd.Function):
