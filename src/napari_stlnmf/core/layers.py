@@ -146,7 +146,37 @@ class FrobeniusData(DataTerm):
         ]
 
 
-class KLData(DataTerm):
+class _KLTerm(DataTerm):
+    """What the sparse and dense KL terms share: per-spot weighted totals, the weighted
+    signatures, the optimal spot scale and the ``b`` piece."""
+
+    def _set_common(self, totals: torch.Tensor, signatures: torch.Tensor, weights) -> None:
+        self.weights = weights
+        self.totals = totals
+        self.inv_t = torch.where(totals > 0, 1.0 / totals.clamp_min(_EPS), torch.zeros_like(totals))
+        self.has = (totals > 0).to(totals.dtype)
+        self.sig = signatures
+        self.sig_w = signatures * weights[:, None]
+        self.sig_sum = self.sig_w.sum(0)
+        self.n_spots = int(totals.shape[0])
+        self.n_types = int(signatures.shape[1])
+
+    def _b(self, u: torch.Tensor) -> torch.Tensor:
+        mass = (u @ self.sig_sum).clamp_min(_EPS)  # w^T B u per spot
+        return self.sig_sum[None, :] * (self.has / mass)[:, None]
+
+    def _scale_part(self, u: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        mass = (u @ self.sig_sum).clamp_min(_EPS)
+        return (scale * mass * self.has * self.inv_t).sum()
+
+    def optimal_scale(self, u: torch.Tensor) -> torch.Tensor:
+        return self.totals / (u @ self.sig_sum).clamp_min(_EPS)
+
+    def to_cell_fractions(self, u):
+        return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+
+
+class KLData(_KLTerm):
     """Gene-weighted Poisson / KL data term on raw counts, per spot normalised by its total.
 
     ``sum_s 1/T_s * sum_g w_g KL(x_sg || N_s (B u_s)_g)`` with ``B`` the per-type mean raw
@@ -178,17 +208,7 @@ class KLData(DataTerm):
         )
         if weights is None:
             weights = torch.ones(self.shape[1], dtype=self.vals.dtype, device=self.vals.device)
-        self.weights = weights
-        self.totals = _row_sums(x_csr, weights)
-        self.inv_t = torch.where(
-            self.totals > 0, 1.0 / self.totals.clamp_min(_EPS), torch.zeros_like(self.totals)
-        )
-        self.has = (self.totals > 0).to(self.vals.dtype)
-        self.sig = signatures
-        self.sig_w = signatures * weights[:, None]
-        self.sig_sum = self.sig_w.sum(0)
-        self.n_spots = int(self.shape[0])
-        self.n_types = int(signatures.shape[1])
+        self._set_common(_row_sums(x_csr, weights), signatures, weights)
 
     @classmethod
     def from_counts(
@@ -209,14 +229,11 @@ class KLData(DataTerm):
         )
 
     def pieces(self, u):
-        mass = (u @ self.sig_sum).clamp_min(_EPS)  # w^T B u per spot
-        b = self.sig_sum[None, :] * (self.has / mass)[:, None]
         c_log = _KLRatio.apply(u, self) * self.inv_t[:, None]
-        return 0.0, b, 0.0, c_log
+        return 0.0, self._b(u), 0.0, c_log
 
     def value(self, u, scale: torch.Tensor | None = None):
-        """KL term; ``scale`` is ``N_s`` (default: its optimum ``T_s / 1^T B u_s``)."""
-        mass = (u @ self.sig_sum).clamp_min(_EPS)
+        """KL term; ``scale`` is ``N_s`` (default: its optimum ``T_s / w^T B u_s``)."""
         if scale is None:
             scale = self.optimal_scale(u)
         counts = self.crow[1:] - self.crow[:-1]
@@ -224,13 +241,7 @@ class KLData(DataTerm):
         y = self._fitted_at_nonzeros(u) * torch.repeat_interleave(scale, counts)
         x = self.vals
         data = ((x * torch.log(x / y) - x) * per_nz).sum()
-        return data + (scale * mass * self.has * self.inv_t).sum()
-
-    def optimal_scale(self, u: torch.Tensor) -> torch.Tensor:
-        return self.totals / (u @ self.sig_sum).clamp_min(_EPS)
-
-    def to_cell_fractions(self, u):
-        return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+        return data + self._scale_part(u, scale)
 
     def row_blocks(self, size):
         blocks = []
@@ -250,7 +261,7 @@ class KLData(DataTerm):
         return blocks
 
 
-class DenseKLData(DataTerm):
+class DenseKLData(_KLTerm):
     """:class:`KLData` on a dense count matrix: the same objective and pieces.
 
     On small, dense slides (training crops of a few thousand spots, panels of a few hundred
@@ -262,42 +273,23 @@ class DenseKLData(DataTerm):
 
     def __init__(self, x: torch.Tensor, signatures: torch.Tensor, weights: torch.Tensor):
         self.x = x
-        self.weights = weights
-        self.sig = signatures
-        self.sig_w = signatures * weights[:, None]
-        self.sig_sum = self.sig_w.sum(0)
-        self.totals = x @ weights
-        self.inv_t = torch.where(
-            self.totals > 0, 1.0 / self.totals.clamp_min(_EPS), torch.zeros_like(self.totals)
-        )
-        self.has = (self.totals > 0).to(x.dtype)
-        self.n_spots = int(x.shape[0])
-        self.n_types = int(signatures.shape[1])
+        self._set_common(x @ weights, signatures, weights)
 
     def _fitted(self, u: torch.Tensor) -> torch.Tensor:
         return (u @ self.sig.T).clamp_min(_EPS)
 
     def pieces(self, u):
-        mass = (u @ self.sig_sum).clamp_min(_EPS)
-        b = self.sig_sum[None, :] * (self.has / mass)[:, None]
         c_log = ((self.x / self._fitted(u)) @ self.sig_w) * self.inv_t[:, None]
-        return 0.0, b, 0.0, c_log
+        return 0.0, self._b(u), 0.0, c_log
 
     def value(self, u, scale: torch.Tensor | None = None):
-        mass = (u @ self.sig_sum).clamp_min(_EPS)
         if scale is None:
             scale = self.optimal_scale(u)
         y = self._fitted(u) * scale[:, None]
         pos = self.x > 0
         xlogx = torch.where(pos, self.x * torch.log(torch.where(pos, self.x, 1.0) / y), 0.0)
         data = ((xlogx - self.x) * self.weights[None, :] * self.inv_t[:, None]).sum()
-        return data + (scale * mass * self.has * self.inv_t).sum()
-
-    def optimal_scale(self, u: torch.Tensor) -> torch.Tensor:
-        return self.totals / (u @ self.sig_sum).clamp_min(_EPS)
-
-    def to_cell_fractions(self, u):
-        return u / u.sum(1, keepdim=True).clamp_min(_EPS)
+        return data + self._scale_part(u, scale)
 
     def row_blocks(self, size):
         return [
