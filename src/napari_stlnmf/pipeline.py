@@ -509,6 +509,7 @@ def _model_info(model) -> dict:
             "update",
             "n_layers",
             "warm_start",
+            "randomise",
             "tied",
             "epochs",
             "lr",

@@ -185,3 +185,20 @@ def test_cuda_request_without_cuda_is_a_clear_error(small_slide):
         pytest.skip("CUDA present")
     with pytest.raises(ValueError, match="CUDA is not available"):
         STLNMF(epochs=0, device="cuda").fit(*_args(small_slide))
+
+
+def test_randomised_simulation_draws_each_slide_within_its_ranges():
+    from napari_stlnmf.core.estimator import _randomised
+
+    base = SimulationSettings(depth=0.3, platform_sigma=0.1)
+    gen = np.random.default_rng(0)
+    draws = [_randomised(base, gen) for _ in range(200)]
+    scale = np.array([d.field_scale for d in draws])
+    strength = np.array([d.field_strength for d in draws])
+    cells = np.array([d.mean_cells for d in draws])
+    assert scale.min() >= 1.0 and scale.max() <= 6.0 and np.ptp(scale) > 4.0
+    assert strength.min() >= 0.0 and strength.max() <= 1.5 and np.ptp(strength) > 1.2
+    assert cells.min() >= 2.0 and cells.max() <= 10.0 and np.ptp(cells) > 6.0
+    # what is not randomised (the calibrated depth, the platform effect) is kept
+    assert {d.depth for d in draws} == {0.3} and {d.platform_sigma for d in draws} == {0.1}
+    assert STLNMF().randomise is True

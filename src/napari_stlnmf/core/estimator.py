@@ -153,6 +153,19 @@ def make_data_term(
     return FrobeniusData.from_counts(xt, sig)
 
 
+def _randomised(settings: SimulationSettings, gen: np.random.Generator) -> SimulationSettings:
+    """The simulator's unknowns drawn per slide around ``settings`` (domain randomisation):
+    how smooth the tissue is, how strongly compositions vary within a region, and how many
+    cells a spot holds are not known for a real slide, so the learned parameters are made
+    to work over a range of them."""
+    return dataclasses.replace(
+        settings,
+        field_scale=float(gen.uniform(1.0, 6.0)),
+        field_strength=float(gen.uniform(0.0, 1.5)),
+        mean_cells=float(gen.uniform(2.0, 10.0)),
+    )
+
+
 # --------------------------------------------------------------------------------------
 class _Base:
     """Shared helpers: gene filtering, zero-spot handling, NaN re-insertion."""
@@ -309,6 +322,11 @@ class STLNMF(_Base):
     holdout_cells : bool, default False
         Build the training signatures from half of each type's reference cells and simulate
         spots from the other half, so training sees signature noise like real data.
+    randomise : bool, default True
+        Draw each simulated slide's spatial scale (1–6 pitches), within-region variation
+        (0–1.5) and mean cells per spot (2–10) at random around ``simulation``, so the
+        learned parameters hold over tissues of unknown smoothness (domain randomisation;
+        ``docs/benchmarks.md``). False simulates every slide with ``simulation`` as given.
     simulation : SimulationSettings, optional
     init : dict, optional
         Initial ``lambda1..3``, ``sigma1``, ``sigma2``, ``omega`` (see :class:`NetConfig`).
@@ -344,6 +362,7 @@ class STLNMF(_Base):
         radius: float = 1.5,
         prior="auto",
         holdout_cells: bool = False,
+        randomise: bool = True,
         simulation: SimulationSettings | None = None,
         init: dict | None = None,
         device: str = "auto",
@@ -365,6 +384,7 @@ class STLNMF(_Base):
         self.radius = radius
         self.prior = prior
         self.holdout_cells = holdout_cells
+        self.randomise = randomise
         self.simulation = simulation
         self.init = init
         self.device = device
@@ -492,7 +512,8 @@ class STLNMF(_Base):
                 idx = np.sort(idx)
             else:
                 idx = np.arange(coords.shape[0])
-            sim = simulate_slide(sim_ref, coords[idx], region_idx[idx], gen, settings, prior)
+            slide_settings = _randomised(settings, gen) if self.randomise else settings
+            sim = simulate_slide(sim_ref, coords[idx], region_idx[idx], gen, slide_settings, prior)
             x = sim.counts[:, genes].tocsr()
             keep = _nonzero_spots(x)
             idx, x, truth = idx[keep], x[keep], sim.proportions[keep]

@@ -38,6 +38,7 @@ _SETTINGS = (
     "lr",
     "patience",
     "n_train_slides",
+    "randomise",
     "max_train_spots",
     "radius",
     "random_state",
