@@ -502,21 +502,7 @@ def _transform_with_fallback(prepared: Prepared, model) -> np.ndarray:
 def _model_info(model) -> dict:
     info = {"method": type(model).__name__}
     if isinstance(model, STLNMF):
-        for k in (
-            "data_term",
-            "gene_weights",
-            "group",
-            "update",
-            "n_layers",
-            "warm_start",
-            "randomise",
-            "tied",
-            "epochs",
-            "lr",
-        ):
-            info[k] = getattr(model, k)
-        info["n_train_slides"] = model.n_train_slides
-        info["random_state"] = model.random_state
+        info.update({k: getattr(model, k) for k in STLNMF.SETTINGS})
         info["device"] = str(next(model.net_.parameters()).device)
         info["learned"] = model.learned_parameters()
         info["epochs_run"] = len(model.history_)

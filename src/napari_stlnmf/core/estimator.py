@@ -343,6 +343,25 @@ class STLNMF(_Base):
     fit_seconds_ : float
     """
 
+    # Plain-valued settings: saved with a model (io/model_file.py) and reported in run.json.
+    SETTINGS = (
+        "data_term",
+        "gene_weights",
+        "group",
+        "update",
+        "n_layers",
+        "warm_start",
+        "tied",
+        "epochs",
+        "lr",
+        "patience",
+        "n_train_slides",
+        "randomise",
+        "max_train_spots",
+        "radius",
+        "random_state",
+    )
+
     def __init__(
         self,
         *,
@@ -468,7 +487,9 @@ class STLNMF(_Base):
         net = STLNMFNet(self._config(reference.n_types, len(region_labels))).to(dev)
         history: list[dict] = []
         if self.epochs > 0:
-            train, val = self._training_slides(reference, coords, region_idx, X, rng, dev)
+            train, val = self._training_slides(
+                reference, coords, region_idx, X, rng, dev, net.config.warm_start
+            )
             # training crops are small: one thread is faster, and robust on a busy machine
             with cpu_threads(threads_for(0, dev)):
                 net, history = train_network(
@@ -490,7 +511,7 @@ class STLNMF(_Base):
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _training_slides(self, reference, coords, region_idx, X, rng, dev):
+    def _training_slides(self, reference, coords, region_idx, X, rng, dev, warm: int):
         """Validation slides, and a function drawing fresh training slides per epoch."""
         if self.holdout_cells and reference.cells is not None and reference.labels is not None:
             sig_ref, sim_ref = reference.split_cells(0.5, rng)
@@ -502,7 +523,6 @@ class STLNMF(_Base):
         genes = _used_genes(sig_ref.signatures)
         signatures = sig_ref.signatures[genes]
         weights = sig_ref.weights[genes]
-        warm = int((self.init or {}).get("warm_start", self.warm_start))
         tree = cKDTree(coords)
 
         def one_slide(gen: np.random.Generator) -> TrainingSlide:

@@ -26,23 +26,6 @@ __all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSI
 FORMAT = "napari-stlnmf-model"
 FORMAT_VERSION = 1
 MAX_BYTES = 2 * 1024**3  # a model is signatures + a few hundred scalars; refuse absurd files
-_SETTINGS = (
-    "data_term",
-    "gene_weights",
-    "group",
-    "update",
-    "n_layers",
-    "warm_start",
-    "tied",
-    "epochs",
-    "lr",
-    "patience",
-    "n_train_slides",
-    "randomise",
-    "max_train_spots",
-    "radius",
-    "random_state",
-)
 
 
 class ModelFileError(ValueError):
@@ -65,7 +48,7 @@ def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": model.net_.config.to_dict(),
-        "settings": {k: getattr(model, k) for k in _SETTINGS},
+        "settings": {k: getattr(model, k) for k in STLNMF.SETTINGS},
         "cell_types": model.reference_.cell_types,
         "genes": model.reference_.genes,
         "regions": [_jsonable(r) for r in model.regions_],
@@ -179,7 +162,7 @@ def load_model(
     settings = meta.get("settings") or {}
     if not isinstance(settings, dict):
         raise ModelFileError(f"{path}: corrupt metadata (settings must be an object)")
-    settings = {k: v for k, v in settings.items() if k in _SETTINGS}
+    settings = {k: v for k, v in settings.items() if k in STLNMF.SETTINGS}
     try:
         model = STLNMF(**settings)
         net = STLNMFNet(config)
