@@ -14,27 +14,39 @@ pandas, anndata, h5py and Pillow. Running it twice gives byte-identical files.
     The real 10x CytAssist FFPE mouse-brain ``spatial/`` folder (H&E hires + lowres,
     ``tissue_positions.csv``, ``scalefactors_json.json``) copied byte for byte into
     ``outs/spatial/``, plus ``outs/filtered_feature_bc_matrix.h5`` for its 2,310 in-tissue
-    spots whose counts are composed from real hippocampus reference cells:
+    spots whose counts are composed from real hippocampus reference cells placed by an
+    anatomical drawing of this H&E:
 
     1. Split: each type's 30 reference cells are permuted (seeded); the first 15 form the
        *spot pool* (names in ``spot_pool_cells.txt``), the other 15 the shipped
        ``reference.h5ad`` (CSR int32 counts, ``obs["cell_type"]``). The two are disjoint.
-    2. Regions from the image: for every in-tissue spot, the mean RGB of the hires image
-       inside the spot disk (radius ``spot_diameter_fullres * tissue_hires_scalef / 2``
-       around ``(pxl_col, pxl_row) * tissue_hires_scalef``); each channel standardised,
-       concatenated with the full-res spot coordinates divided by ``8`` spot pitches
-       (pitch = median nearest-neighbour distance); k-means (``scipy.cluster.vq.kmeans2``,
-       k-means++ start, seeded) into 5 clusters; then two synchronous passes of majority
-       smoothing over each spot and its in-tissue hex neighbours (``(r, c +- 2)``,
-       ``(r +- 1, c +- 1)``; a tie keeps the spot's label). Regions are renumbered 1..5 by
-       decreasing size (0 means "unassigned" in the GUI).
-    3. Region compositions: per region, ``k ~ U{3, 4, 5}`` dominant types drawn without
-       replacement; they share 85 % by ``Dirichlet(2, ..., 2)``, the other types share the
-       remaining 15 % by ``Dirichlet(1, ..., 1)``.
-    4. Per spot: composition ``x exp(f_t)``, renormalised, where ``f_t`` is one smooth
-       Gaussian random field per type (random Fourier features of a squared-exponential
-       kernel, length scale 4 spot pitches, 2,000 features, standardised over the spots to
-       mean 0 and sd 0.6).
+    2. Anatomy: ``ANATOMY_DRAWING`` below is a hand drawing of this coronal hemisection in
+       hires-image pixels (polygons, and thick polylines for the CA1, CA2/CA3 and dentate
+       cell bands, traced on the visible haematoxylin-rich bands), painted in order with
+       Pillow (later shapes over earlier ones) and clipped to the tissue (hires grey < 225,
+       binary opening x2, components >= 5,000 px kept, holes < 3,000 px filled). The
+       result, ``anatomy_labels.png`` (uint8, hires grid, 0 = glass or ventricle lumen),
+       and ``region_names.csv`` (region, name, structures, composition) are shipped.
+       ``REGIONS`` below gives the 11 regions, numbered 1..11.
+    3. Region compositions: ``REGIONS`` gives each region's cell-type composition (percent
+       of cells) from textbook anatomy, using only the reference types that belong there;
+       DropViz types stand in where the reference has no better one (``Entorihinal``, the
+       DropViz entorhinal excitatory neurons, for cortical and basolateral-amygdala
+       excitatory neurons; ``Neuron.Slc17a6``, VGLUT2 excitatory neurons, for thalamic and
+       hypothalamic excitatory neurons; ``Interneuron``, GABAergic, for striatal projection
+       neurons and hypothalamic GABAergic neurons). The numbers are the recipe's choices,
+       not measurements.
+    4. Per spot: the label fractions inside the spot disk (radius
+       ``spot_diameter_fullres * tissue_hires_scalef / 2`` hires px around
+       ``(pxl_col, pxl_row) * tissue_hires_scalef``; unlabelled pixels ignored; a disk with
+       no labelled pixel takes the nearest label), weighted by each region's relative cell
+       density (3 for the packed CA1/CA3/dentate cell layers, 1 elsewhere), mix the region
+       compositions, so a spot over a thin band also sees its neighbours. The mixture is
+       multiplied by ``exp(f_t)`` and renormalised, where ``f_t`` is one smooth Gaussian
+       random field per type (random Fourier features of a squared-exponential kernel,
+       length scale 4 spot pitches, 2,000 features, standardised over the spots to mean 0
+       and sd 0.4); types absent from a spot's regions stay absent. The spot's region
+       (``regions.csv``) is the label under its centre (nearest label if unlabelled).
     5. Cells per spot ``n = 1 + NegBin(r=2, mean 5)`` (mean 6, over-dispersed); cells per
        type ``~ Multinomial(n, p_spot)``; each cell drawn with replacement from its type's
        spot pool.
@@ -60,8 +72,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from PIL import Image
-from scipy.cluster.vq import kmeans2
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,17 +82,157 @@ sys.path.insert(0, str(REPO / "src"))
 from napari_stlnmf.io.tenx import write_10x_h5  # noqa: E402
 
 SEED = 20240611
-N_REGIONS = 5
 POOL_PER_TYPE = 15
-COORD_PITCHES = 8.0  # coordinates / (this many spot pitches) in the k-means features
-SMOOTH_PASSES = 2
-DOMINANT_SHARE = 0.85
 GRF_LENGTH_PITCHES = 4.0
-GRF_SD = 0.6
+GRF_SD = 0.4
 GRF_FEATURES = 2000
 NB_R, NB_MEAN = 2.0, 5.0  # extra cells per spot beyond the first
 PLATFORM_SD = 0.3
 CAPTURE_SD = 0.2
+TISSUE_GREY = 225  # hires grey level below which a pixel is tissue
+LABELS_FILE = "anatomy_labels.png"
+NAMES_FILE = "region_names.csv"
+
+# fmt: off
+# Anatomical regions of the coronal hemisection (dorsal hippocampus level; midline on the
+# right, dorsal up). Columns: name, structures covered, relative cell density (weights the
+# label fractions inside a spot), composition in percent of cells (each row sums to 100).
+# Abbreviations: Endo = Endothelial_Stalk / Endothelial_Tip, Micro = Microglia_Macrophages.
+# Where the boundary is uncertain the structures column says "approximate".
+REGIONS: list[tuple[str, str, float, dict[str, int]]] = [
+    # 1: six-layered cortex, ~55 % neurons, ~80 % of them excitatory
+    ("cortex", "isocortex (all layers; retrosplenial medially, lateral/piriform ventrally)", 1.0,
+     {"Entorihinal": 45, "Interneuron": 12, "Astrocyte": 12, "Oligodendrocyte": 10,
+      "Microglia_Macrophages": 6, "Polydendrocyte": 5, "Endothelial_Stalk": 5,
+      "Endothelial_Tip": 2, "Mural": 3}),
+    # 2: myelinated axons: interfascicular oligodendrocytes dominate
+    ("fibre_tracts", "corpus callosum, cingulum and alveus; external capsule; internal "
+     "capsule / stria terminalis beside the ventricle; cerebral peduncle; the pale band "
+     "under the ventricle (approximate)", 1.0,
+     {"Oligodendrocyte": 60, "Astrocyte": 13, "Polydendrocyte": 8,
+      "Microglia_Macrophages": 8, "Endothelial_Stalk": 6, "Endothelial_Tip": 2, "Mural": 3}),
+    # 3: hippocampal strata without principal-cell bodies; Cajal-Retzius cells line the
+    #    hippocampal fissure
+    ("hippocampal_neuropil", "strata oriens, radiatum and lacunosum-moleculare; dentate "
+     "molecular layer and hilus", 1.0,
+     {"Astrocyte": 24, "Interneuron": 16, "Oligodendrocyte": 14, "Microglia_Macrophages": 11,
+      "Polydendrocyte": 10, "Endothelial_Stalk": 10, "Endothelial_Tip": 5, "Mural": 6,
+      "Cajal_Retzius": 4}),
+    # 4-6: the packed principal-cell layers
+    ("CA1_layer", "CA1 stratum pyramidale", 3.0,
+     {"CA1": 70, "Interneuron": 8, "Astrocyte": 6, "Oligodendrocyte": 3,
+      "Microglia_Macrophages": 3, "Polydendrocyte": 2, "Endothelial_Stalk": 4,
+      "Endothelial_Tip": 2, "Mural": 2}),
+    ("CA3_layer", "CA2/CA3 stratum pyramidale, into the dentate hilus", 3.0,
+     {"CA3": 70, "Interneuron": 8, "Astrocyte": 6, "Oligodendrocyte": 3,
+      "Microglia_Macrophages": 3, "Polydendrocyte": 2, "Endothelial_Stalk": 4,
+      "Endothelial_Tip": 2, "Mural": 2}),
+    # dentate granule cells, with neuroblasts of the subgranular zone
+    ("dentate_granule_layer", "dentate gyrus granule cell layer (both blades) and "
+     "subgranular zone", 3.0,
+     {"Denate": 72, "Neurogenesis": 8, "Interneuron": 5, "Astrocyte": 5,
+      "Microglia_Macrophages": 2, "Polydendrocyte": 2, "Oligodendrocyte": 1,
+      "Endothelial_Stalk": 3, "Endothelial_Tip": 1, "Mural": 1}),
+    # 7: thalamic relay neurons are VGLUT2 (Slc17a6) glutamatergic; few interneurons;
+    #    many myelinated fibres
+    ("thalamus", "dorsal thalamus, with the habenula at its dorsomedial corner; lower "
+     "boundary (zona incerta) approximate", 1.0,
+     {"Neuron.Slc17a6": 45, "Interneuron": 6, "Oligodendrocyte": 18, "Astrocyte": 12,
+      "Microglia_Macrophages": 5, "Polydendrocyte": 4, "Endothelial_Stalk": 5,
+      "Endothelial_Tip": 2, "Mural": 3}),
+    # 8: choroid plexus epithelium, ependymal lining, stromal vessels and macrophages
+    ("ventricle_choroid_plexus", "lateral ventricle with its choroid plexus and ependyma "
+     "(the lumen itself is unlabelled)", 1.0,
+     {"Choroid": 65, "Ependymal": 15, "Microglia_Macrophages": 8, "Endothelial_Stalk": 5,
+      "Endothelial_Tip": 2, "Mural": 5}),
+    # 9: striatal projection neurons are GABAergic (no such type in the reference:
+    #    Interneuron stands in); fascicles of the internal capsule cross it
+    ("striatum", "caudal caudoputamen with its fibre fascicles, lateral to the ventricle "
+     "(approximate)", 1.0,
+     {"Interneuron": 50, "Oligodendrocyte": 15, "Astrocyte": 12, "Microglia_Macrophages": 6,
+      "Polydendrocyte": 5, "Endothelial_Stalk": 6, "Endothelial_Tip": 2, "Mural": 4}),
+    # 10: mixed glutamatergic (VGLUT2) and GABAergic nuclei; tanycytes/ependyma at the
+    #     third ventricle
+    ("hypothalamus", "hypothalamus and zona incerta, ventral diencephalon (approximate)", 1.0,
+     {"Neuron.Slc17a6": 25, "Interneuron": 22, "Astrocyte": 15, "Oligodendrocyte": 12,
+      "Microglia_Macrophages": 6, "Polydendrocyte": 5, "Endothelial_Stalk": 6,
+      "Endothelial_Tip": 2, "Mural": 4, "Ependymal": 3}),
+    # 11: cortex-like basolateral and GABAergic central/medial nuclei
+    ("amygdala", "amygdala, ventral to the ventricle (boundary approximate)", 1.0,
+     {"Entorihinal": 30, "Interneuron": 22, "Astrocyte": 14, "Oligodendrocyte": 12,
+      "Microglia_Macrophages": 6, "Polydendrocyte": 5, "Endothelial_Stalk": 6,
+      "Endothelial_Tip": 2, "Mural": 3}),
+]
+REGION_ID = {name: i + 1 for i, (name, *_) in enumerate(REGIONS)}
+
+# The drawing, in hires pixels (x, y) of tissue_hires_image.png (1872 x 2000), painted in
+# this order: ("polygon", region, vertices) or ("band", region, width px, centre line).
+# Large regions first and generous (later shapes cut them); the bands were traced on the
+# haematoxylin-rich (blue) CA and dentate cell layers.
+ANATOMY_DRAWING: list[tuple] = [
+    ("polygon", "cortex", [(380, 380), (1520, 380), (1520, 1720), (380, 1720)]),
+    ("polygon", "amygdala",
+     [(745, 1390), (1050, 1390), (1110, 1430), (1160, 1465), (1180, 1510), (1140, 1548),
+      (1050, 1568), (950, 1568), (860, 1548), (790, 1508), (760, 1450)]),
+    ("polygon", "striatum",
+     [(880, 840), (930, 870), (905, 960), (880, 1060), (900, 1160), (930, 1240), (960, 1300),
+      (1000, 1350), (1040, 1390), (840, 1395), (760, 1395), (735, 1330), (712, 1250),
+      (705, 1190), (720, 1100), (745, 1020), (785, 950), (830, 890)]),
+    ("polygon", "hypothalamus",
+     [(1100, 1265), (1470, 1295), (1470, 1720), (1170, 1720), (1175, 1520), (1110, 1420),
+      (1060, 1330)]),
+    ("polygon", "thalamus",
+     [(930, 945), (1050, 925), (1150, 918), (1250, 928), (1330, 940), (1380, 918),
+      (1460, 920), (1470, 1000), (1470, 1330), (1300, 1310), (1200, 1285), (1100, 1272),
+      (1030, 1285), (990, 1200), (960, 1100), (940, 1000)]),
+    ("polygon", "hippocampal_neuropil",
+     [(905, 880), (930, 830), (975, 785), (1040, 742), (1100, 712), (1160, 697), (1240, 694),
+      (1305, 706), (1348, 742), (1378, 788), (1405, 828), (1440, 845), (1460, 872),
+      (1450, 912), (1400, 924), (1340, 936), (1280, 941), (1200, 931), (1160, 912),
+      (1100, 921), (1040, 931), (990, 946), (950, 962), (915, 935)]),
+    # corpus callosum / cingulum / alveus over the hippocampus
+    ("band", "fibre_tracts", 26,
+     [(1400, 832), (1372, 790), (1342, 744), (1302, 710), (1250, 694), (1150, 693),
+      (1080, 712), (1000, 748), (940, 790), (895, 835), (860, 885)]),
+    # external capsule along the striatum
+    ("band", "fibre_tracts", 12,
+     [(860, 870), (830, 890), (785, 950), (745, 1020), (720, 1100), (705, 1190), (712, 1250),
+      (735, 1330), (755, 1390)]),
+    # internal capsule / stria terminalis between the ventricle and the thalamus
+    ("polygon", "fibre_tracts",
+     [(885, 950), (962, 945), (970, 1000), (972, 1100), (990, 1200), (1015, 1275),
+      (1040, 1300), (1010, 1330), (960, 1300), (920, 1230), (895, 1150), (880, 1060)]),
+    # cerebral peduncle
+    ("polygon", "fibre_tracts",
+     [(1020, 1288), (1070, 1283), (1120, 1308), (1165, 1358), (1188, 1420), (1182, 1482),
+      (1150, 1497), (1108, 1470), (1068, 1420), (1036, 1362), (1014, 1310)]),
+    # pale fibre band under the ventricle
+    ("band", "fibre_tracts", 24, [(800, 1415), (880, 1420), (960, 1425), (1040, 1420)]),
+    ("polygon", "ventricle_choroid_plexus",
+     [(852, 948), (875, 950), (878, 1000), (885, 1080), (898, 1160), (925, 1235), (955, 1300),
+      (990, 1345), (1030, 1378), (1065, 1400), (1040, 1415), (990, 1412), (940, 1402),
+      (895, 1380), (858, 1345), (828, 1292), (815, 1230), (812, 1150), (818, 1060),
+      (832, 1000)]),
+    ("band", "CA3_layer", 16,
+     [(1045, 790), (1030, 800), (1015, 809), (1000, 820), (985, 837), (972, 855), (968, 875),
+      (975, 893), (990, 901), (1015, 903), (1045, 902), (1075, 898), (1105, 888),
+      (1135, 879), (1150, 876), (1165, 871), (1180, 866), (1195, 863)]),
+    ("band", "CA1_layer", 14,
+     [(1050, 786), (1060, 781), (1075, 768), (1090, 757), (1105, 748), (1120, 742),
+      (1135, 734), (1150, 730), (1165, 726), (1180, 721), (1210, 718), (1240, 718),
+      (1255, 721), (1270, 725), (1285, 735), (1300, 749), (1315, 769), (1330, 788),
+      (1345, 804), (1360, 820), (1375, 837), (1390, 844), (1405, 848)]),
+    # dentate gyrus: suprapyramidal (upper) and infrapyramidal (lower) blades, crest medial
+    ("band", "dentate_granule_layer", 18,
+     [(1148, 844), (1165, 840), (1195, 837), (1210, 835), (1225, 838), (1240, 848),
+      (1255, 860), (1270, 873), (1285, 884), (1300, 893), (1320, 898), (1345, 897),
+      (1358, 895)]),
+    ("band", "dentate_granule_layer", 18,
+     [(1152, 905), (1165, 894), (1180, 886), (1195, 884), (1210, 883), (1225, 886),
+      (1240, 892), (1255, 901), (1270, 907), (1285, 910), (1300, 909), (1315, 906),
+      (1330, 902), (1345, 897)]),
+]
+# fmt: on
 
 OUT = REPO / "src" / "napari_stlnmf" / "samples"
 MB_SRC = "visium_mouse_brain_cytassist_ffpe_hires_only"
@@ -110,43 +262,66 @@ def hippocampus(data: Path) -> None:
         print(f"hippocampus/{name}: {b.n_obs} x {b.n_vars}")
 
 
-def spot_mean_rgb(img: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    """Mean RGB inside a disk of ``radius`` pixels around each (x, y) (hires pixels)."""
+def tissue_mask(rgb: np.ndarray) -> np.ndarray:
+    """Tissue pixels of the H&E: darker than the glass, cleaned (see the docstring)."""
+    mask = rgb.astype(float).mean(axis=2) < TISSUE_GREY
+    mask = ndi.binary_opening(mask, iterations=2)
+    lab, n = ndi.label(mask)
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = ndi.sum(mask, lab, np.arange(1, n + 1)) >= 5000
+    mask = keep[lab]
+    holes, n = ndi.label(~mask)
+    small = np.zeros(n + 1, dtype=bool)
+    small[1:] = ndi.sum(~mask, holes, np.arange(1, n + 1)) < 3000
+    return mask | small[holes]
+
+
+def draw_anatomy(rgb: np.ndarray) -> np.ndarray:
+    """Paint ``ANATOMY_DRAWING`` on the hires grid and clip it to the tissue (uint8)."""
+    h, w = rgb.shape[:2]
+    img = Image.new("L", (w, h), 0)
+    pen = ImageDraw.Draw(img)
+    for kind, region, *rest in ANATOMY_DRAWING:
+        value = REGION_ID[region]
+        if kind == "polygon":
+            pen.polygon(rest[0], fill=value)
+        else:
+            width, line = rest
+            pen.line(line, fill=value, width=width, joint="curve")
+            r = width / 2
+            for x, y in (line[0], line[-1]):
+                pen.ellipse((x - r, y - r, x + r, y + r), fill=value)
+    return np.where(tissue_mask(rgb), np.asarray(img), 0).astype(np.uint8)
+
+
+def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
     r = int(np.ceil(radius))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     inside = dx**2 + dy**2 <= radius**2
-    dy, dx = dy[inside], dx[inside]
-    xi = np.rint(x).astype(int)[:, None] + dx[None, :]
-    yi = np.rint(y).astype(int)[:, None] + dy[None, :]
-    h, w = img.shape[:2]
-    xi, yi = np.clip(xi, 0, w - 1), np.clip(yi, 0, h - 1)
-    return img[yi, xi].astype(float).mean(axis=1)
+    return dy[inside], dx[inside]
 
 
-def hex_neighbours(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
-    where = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(rows, cols))}
-    steps = ((0, 2), (0, -2), (1, 1), (1, -1), (-1, 1), (-1, -1))
-    return [
-        np.array([where[(r + a, c + b)] for a, b in steps if (r + a, c + b) in where], dtype=int)
-        for r, c in zip(rows.tolist(), cols.tolist())
-    ]
-
-
-def smooth(labels: np.ndarray, nbrs: list[np.ndarray], k: int) -> np.ndarray:
-    new = labels.copy()
-    for i, nb in enumerate(nbrs):
-        votes = np.bincount(labels[np.append(nb, i)], minlength=k)
-        if votes[labels[i]] < votes.max():
-            new[i] = int(np.argmax(votes))
-    return new
-
-
-def kmeans(features: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    try:
-        _, lab = kmeans2(features, k, iter=50, minit="++", rng=rng)
-    except TypeError:  # scipy < 1.15
-        _, lab = kmeans2(features, k, iter=50, minit="++", seed=rng)
-    return lab
+def spot_label_fractions(
+    labels: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per spot (centre x, y in label pixels): label fractions over the labelled pixels of
+    its disk (spots x k, columns = labels 1..k) and the label under its centre; both fall
+    back to the nearest labelled pixel where there is no label."""
+    nearest = ndi.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
+    filled = labels[tuple(nearest)]
+    h, w = labels.shape
+    xi, yi = np.rint(x).astype(int), np.rint(y).astype(int)
+    centre = filled[yi, xi].astype(int)
+    dy, dx = disk_offsets(radius)
+    px = np.clip(xi[:, None] + dx[None, :], 0, w - 1)
+    py = np.clip(yi[:, None] + dy[None, :], 0, h - 1)
+    g = labels[py, px].astype(int)
+    counts = np.zeros((len(x), k + 1))
+    np.add.at(counts, (np.repeat(np.arange(len(x)), g.shape[1]), g.ravel()), 1.0)
+    counts = counts[:, 1:]
+    empty = counts.sum(1) == 0
+    counts[empty, centre[empty] - 1] = 1.0
+    return counts / counts.sum(1, keepdims=True), centre
 
 
 def random_fields(xy_pitch: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -159,6 +334,10 @@ def random_fields(xy_pitch: np.ndarray, n: int, rng: np.random.Generator) -> np.
         f = np.cos(xy_pitch @ w.T + b) @ a
         out[:, t] = GRF_SD * (f - f.mean()) / f.std()
     return out
+
+
+def composition_text(comp: dict[str, int]) -> str:
+    return "; ".join(f"{t} {v}%" for t, v in sorted(comp.items(), key=lambda kv: -kv[1]))
 
 
 def mouse_brain(data: Path) -> None:
@@ -192,9 +371,35 @@ def mouse_brain(data: Path) -> None:
         "".join(f"{n}\n" for n in ref.obs_names[pool_all]), encoding="utf-8"
     )
 
-    # 2. regions from the image
+    # 2. the anatomical label image
+    n_regions = len(REGIONS)
     sf = json.loads((spatial_src / "scalefactors_json.json").read_text())
     s = sf["tissue_hires_scalef"]
+    rgb = np.asarray(Image.open(spatial_src / "tissue_hires_image.png").convert("RGB"))
+    anatomy = draw_anatomy(rgb)
+    Image.fromarray(anatomy, mode="L").save(out / LABELS_FILE, optimize=True)
+    assert np.array_equal(np.asarray(Image.open(out / LABELS_FILE)), anatomy)
+
+    # 3. region compositions (percent -> fractions), from the table
+    n_types = len(types)
+    comp = np.zeros((n_regions, n_types))
+    for r, (name, _, _, table) in enumerate(REGIONS):
+        assert sum(table.values()) == 100 and set(table) <= set(types), name
+        for t, v in table.items():
+            comp[r, types.index(t)] = v / 100.0
+    density = np.array([d for _, _, d, _ in REGIONS])
+    pd.DataFrame(
+        {
+            "region": np.arange(1, n_regions + 1),
+            "name": [name for name, *_ in REGIONS],
+            "structures": [what for _, what, _, _ in REGIONS],
+            "density": density,
+            "composition": [composition_text(table) for *_, table in REGIONS],
+        }
+    ).to_csv(out / NAMES_FILE, index=False, lineterminator="\n")
+
+    # 4. per-spot compositions: density-weighted label fractions in the spot disk, then
+    #    smooth random fields
     pos = pd.read_csv(spatial_src / "tissue_positions.csv", index_col=0)
     pos = pos[pos["in_tissue"] == 1]
     barcodes = pos.index.to_numpy().astype(str)
@@ -202,36 +407,15 @@ def mouse_brain(data: Path) -> None:
     xy = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
     d, _ = cKDTree(xy).query(xy, 2)
     pitch = float(np.median(d[:, 1]))
-    img = np.asarray(Image.open(spatial_src / "tissue_hires_image.png").convert("RGB"))
-    rgb = spot_mean_rgb(img, xy[:, 0] * s, xy[:, 1] * s, sf["spot_diameter_fullres"] * s / 2)
-    rgb_z = (rgb - rgb.mean(0)) / rgb.std(0)
-    coords = (xy - xy.mean(0)) / (COORD_PITCHES * pitch)
-    lab = kmeans(np.hstack([rgb_z, coords]), N_REGIONS, rng)
-    nbrs = hex_neighbours(pos["array_row"].to_numpy(), pos["array_col"].to_numpy())
-    for _ in range(SMOOTH_PASSES):
-        lab = smooth(lab, nbrs, N_REGIONS)
-    sizes = np.bincount(lab, minlength=N_REGIONS)
+    frac, region = spot_label_fractions(
+        anatomy, xy[:, 0] * s, xy[:, 1] * s, sf["spot_diameter_fullres"] * s / 2, n_regions
+    )
+    sizes = np.bincount(region, minlength=n_regions + 1)[1:]
     assert (sizes > 0).all(), sizes
-    order = np.argsort(-sizes, kind="stable")
-    renumber = np.empty(N_REGIONS, dtype=int)
-    renumber[order] = np.arange(1, N_REGIONS + 1)
-    region = renumber[lab]
-
-    # 3. region compositions
-    n_types = len(types)
-    comp = np.zeros((N_REGIONS, n_types))
-    dominant = []
-    for r in range(N_REGIONS):
-        k = int(rng.integers(3, 6))
-        dom = rng.choice(n_types, size=k, replace=False)
-        rest = np.setdiff1d(np.arange(n_types), dom)
-        comp[r, dom] = DOMINANT_SHARE * rng.dirichlet(np.full(k, 2.0))
-        comp[r, rest] = (1 - DOMINANT_SHARE) * rng.dirichlet(np.ones(len(rest)))
-        dominant.append(dom[np.argsort(-comp[r, dom])])
-
-    # 4. per-spot compositions with smooth random fields
+    weighted = frac * density[None, :]
+    p = (weighted / weighted.sum(1, keepdims=True)) @ comp
     fields = random_fields(xy / pitch, n_types, rng)
-    p = comp[region - 1] * np.exp(fields)
+    p = p * np.exp(fields)
     p /= p.sum(1, keepdims=True)
 
     # 5. cells
@@ -272,6 +456,8 @@ def mouse_brain(data: Path) -> None:
     truth.to_csv(out / "truth.csv", lineterminator="\n")
     truth[["region"]].to_csv(out / "regions.csv", lineterminator="\n")
 
+    fractions = cell_counts / n_cells[:, None]
+    region_means = np.vstack([fractions[region == r + 1].mean(0) for r in range(n_regions)])
     umi = counts.sum(1)
     stats = {
         "n_spots": n_spots,
@@ -282,25 +468,36 @@ def mouse_brain(data: Path) -> None:
         "max_cells": int(n_cells.max()),
         "median_umi": float(np.median(umi)),
         "umi_range": (int(umi.min()), int(umi.max())),
-        "region_sizes": np.bincount(region, minlength=N_REGIONS + 1)[1:].tolist(),
-        "dominant": [[(types[t], comp[r, t]) for t in dominant[r]] for r in range(N_REGIONS)],
+        "region_sizes": sizes.tolist(),
+        "region_means": [
+            [(types[t], m[t]) for t in np.argsort(-m, kind="stable")[:3]] for m in region_means
+        ],
+        "pure_spots": int((frac.max(1) == 1).sum()),
         "type_cells": dict(zip(types, cell_counts.sum(0).tolist())),
         "density": counts.astype(bool).mean(),
     }
     write_source_md(out / "SOURCE.md", stats)
-    print(json.dumps({k: v for k, v in stats.items() if k != "dominant"}, default=str))
+    print(json.dumps({k: v for k, v in stats.items() if k != "region_means"}, default=str))
+    for r, (name, *_) in enumerate(REGIONS):
+        tops = ", ".join(f"{t} {v:.2f}" for t, v in stats["region_means"][r])
+        print(f"{r + 1:2d} {name:26s} {sizes[r]:4d} spots  {tops}")
 
 
 def write_source_md(path: Path, st: dict) -> None:
     regions = "\n".join(
-        f"| {r + 1} | {st['region_sizes'][r]} | "
-        + ", ".join(f"{t} {share:.2f}" for t, share in st["dominant"][r])
+        f"| {r + 1} | {name} | {st['region_sizes'][r]} | "
+        + ", ".join(f"{t} {share:.2f}" for t, share in st["region_means"][r])
         + " |"
-        for r in range(N_REGIONS)
+        for r, (name, *_) in enumerate(REGIONS)
+    )
+    recipe = "\n".join(
+        f"| {r + 1} | {name} | {what} | {dens:g} | {composition_text(table)} |"
+        for r, (name, what, dens, table) in enumerate(REGIONS)
     )
     n_spots, n_genes, pitch = st["n_spots"], st["n_genes"], st["pitch"]
     med_cells, mean_cells, max_cells = st["median_cells"], st["mean_cells"], st["max_cells"]
     med_umi, (umi_lo, umi_hi), density = st["median_umi"], st["umi_range"], st["density"]
+    n_regions, pure = len(REGIONS), st["pure_spots"]
     text = f"""# mouse_brain: real CytAssist H&E and spot layout, counts composed from real cells
 
 A sample Visium slide made from real parts, with exact ground truth. Built by
@@ -319,10 +516,17 @@ docstring and summarised below.
   `744153c633da7ff70d0988308a160633fcf44af7`, `inst/extdata/Reference/Visium_Ref/` (**GPL-3.0**);
   510 cells (17 types x 30) x 307 genes from DropViz (Saunders A. et al., *Cell* 174,
   1015-1030, 2018); used in Cable D.M. et al., *Nat. Biotechnol.* 40, 517-526 (2022).
+- **Anatomy** (`anatomy_labels.png`, `region_names.csv`): drawn for this sample on the H&E
+  above (vertex lists in `scripts/make_samples.py`); no atlas was registered.
 
-The counts are **synthetic compositions of real cells**: they are not the measured expression of
-this section, and the cell types (hippocampal DropViz types) need not match the anatomy under each
-spot. Regions follow the image's structure, but their compositions are random.
+The counts are **synthetic compositions of real cells placed by an anatomical drawing**: they
+are not the measured expression of this section. Each spot mixes the cell types that belong in
+the anatomical regions under it (CA1 cells on the CA1 band, dentate granule cells on the dentate
+blades, VGLUT2 neurons in the thalamus, choroid plexus cells in the ventricle, ...), in
+proportions chosen by the recipe, not measured. The reference holds hippocampal DropViz types
+only, so some stand in for cells it lacks (see Recipe, step 3). Region boundaries are a
+hand drawing at the resolution of the hires image; those marked "approximate" are the
+drawer's best reading of the H&E, not atlas boundaries.
 
 ## Files
 | file | content |
@@ -332,7 +536,9 @@ spot. Regions follow the image's structure, but their compositions are random.
 | `reference.h5ad` | 255 real cells (15 per type) x {n_genes} genes, CSR int32, `obs["cell_type"]` |
 | `spot_pool_cells.txt` | the other 255 cells (15 per type), used only to build the spots |
 | `truth.csv` | `barcode, region, n_cells`, then the number of cells of each type per spot |
-| `regions.csv` | `barcode, region` (1..5) |
+| `regions.csv` | `barcode, region` (1..{n_regions}, anatomical; names in `region_names.csv`) |
+| `anatomy_labels.png` | uint8 label image on the hires grid (1..{n_regions}; 0 = glass, lumen) |
+| `region_names.csv` | `region, name, structures, density, composition` (the recipe's table) |
 
 Gene ids: the source has no Ensembl IDs, so `features/id` = `features/name` = the MGI symbol
 (none are invented); `features/genome` is `unknown`.
@@ -340,20 +546,29 @@ Gene ids: the source has no Ensembl IDs, so `features/id` = `features/name` = th
 ## Recipe (seed {SEED})
 1. Each type's 30 cells are permuted; 15 go to the spot pool, 15 to the shipped reference
    (disjoint: the reference never contains a cell that is in a spot).
-2. Regions: mean RGB of the hires image inside each spot disk (radius
-   `spot_diameter_fullres * tissue_hires_scalef / 2`), standardised, plus the spot coordinates
-   divided by {COORD_PITCHES:g} spot pitches (pitch {pitch:.0f} full-res px); k-means
-   (k-means++, seeded) into {N_REGIONS} clusters; {SMOOTH_PASSES} passes of majority smoothing
-   over the hex neighbours; numbered 1..{N_REGIONS} by decreasing size.
-3. Region composition: 3-5 dominant types share {DOMINANT_SHARE:.0%} (Dirichlet(2)), the rest share
-   {1 - DOMINANT_SHARE:.0%} (Dirichlet(1)).
-4. Spot composition = region composition x exp(Gaussian random field per type; squared-exponential
-   kernel, length {GRF_LENGTH_PITCHES:g} pitches, sd {GRF_SD}), renormalised.
+2. Anatomy: a hand drawing of the section (polygons, plus thick polylines traced on the
+   visible CA1, CA2/CA3 and dentate cell bands), painted in order on the hires grid and
+   clipped to the tissue (hires grey < {TISSUE_GREY}): `anatomy_labels.png`.
+3. Region compositions from anatomy (table below), using only the reference types that belong
+   in each place. Stand-ins: `Entorihinal` (DropViz entorhinal excitatory neurons) for cortical
+   and amygdalar excitatory neurons; `Neuron.Slc17a6` (VGLUT2) for thalamic and hypothalamic
+   excitatory neurons; `Interneuron` (GABAergic) for striatal projection neurons and
+   hypothalamic GABAergic neurons.
+4. Spot composition = the region compositions mixed by the label fractions inside the spot
+   disk (radius `spot_diameter_fullres * tissue_hires_scalef / 2`), weighted by relative cell
+   density (3 in the CA1/CA3/dentate cell layers, 1 elsewhere), x exp(Gaussian random field
+   per type; squared-exponential kernel, length {GRF_LENGTH_PITCHES:g} pitches of
+   {pitch:.0f} full-res px, sd {GRF_SD}), renormalised; {pure:,} of the {n_spots:,} spots lie
+   in one region only. A spot's region is the label under its centre (nearest label if none).
 5. Cells per spot = 1 + NegBin(r={NB_R:g}, mean {NB_MEAN:g}); cells per type ~ Multinomial; each
    cell drawn with replacement from its type's 15 pool cells.
 6. Counts = Poisson(sum of the cells' raw counts x per-gene platform effect (log-normal sd
    {PLATFORM_SD}, geometric mean 1) x per-spot capture efficiency (log-normal sd {CAPTURE_SD}));
    depth left at the summed-cell depth.
+
+| id | region | structures | density | composition (% of cells) |
+|---|---|---|---|---|
+{recipe}
 
 ## Numbers
 - Spots {n_spots:,}; genes {n_genes} (all shared with `reference.h5ad`); 17 types.
@@ -361,8 +576,8 @@ Gene ids: the source has no Ensembl IDs, so `features/id` = `features/name` = th
 - UMI per spot: median {med_umi:g} (range {umi_lo}-{umi_hi});
   {density:.0%} of the matrix entries are non-zero.
 
-| region | spots | dominant types (share of the region composition) |
-|---|---|---|
+| region | name | spots | dominant types (mean true fraction over the region's spots) |
+|---|---|---|---|
 {regions}
 
 Ground truth is a **cell-number fraction**: `truth[type] / truth["n_cells"]`.

@@ -37,6 +37,12 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v xvfb-run >/dev/null 2>&1; then
+  echo "scripts/test.sh: xvfb-run is missing and this shell cannot install it (not root or no apt-get)." >&2
+  echo "  install once: sudo apt-get install -y --no-install-recommends ${APT_PACKAGES[*]}" >&2
+  exit 1
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi

@@ -59,10 +59,25 @@ def _sample_layers(name: str) -> list[tuple[Any, dict[str, Any], str]]:
     return layers
 
 
+#: Shown when the mouse_brain sample opens: its counts are not this section's measurement.
+MOUSE_BRAIN_NOTICE = (
+    "mouse_brain sample: real H&E and spot layout; the counts are composed from real "
+    "hippocampus cells placed by an anatomical drawing of this section (exact ground truth "
+    "in the hidden 'ground truth' layer), not measured on it"
+)
+
+
 def make_mouse_brain() -> list[tuple[Any, dict[str, Any], str]]:
     """Real CytAssist mouse-brain H&E (hires) with its real spot layout; counts composed
     from real hippocampus cells, ground truth as a hidden layer."""
-    return _sample_layers("mouse_brain")
+    layers = _sample_layers("mouse_brain")
+    try:
+        from napari.utils.notifications import show_info
+
+        show_info(MOUSE_BRAIN_NOTICE)
+    except ImportError:  # layer data asked for without napari: nothing to notify
+        pass
+    return layers
 
 
 def make_hippocampus() -> list[tuple[Any, dict[str, Any], str]]:

@@ -1,24 +1,16 @@
-"""npe2 widget entry points (thin: the widgets live in :mod:`napari_stlnmf.gui`)."""
+"""npe2 widget entry points: the dock widget classes, as napari's plugin template has them.
+
+napari opens a widget contribution by reading the signature of the class's ``__init__``
+and passing the viewer to the parameter named ``napari_viewer`` (or annotated with the
+Viewer type). A plain factory function has no such ``__init__`` and gets no viewer, so the
+manifest must name the classes themselves. This module (and Qt) is imported only when a
+dock is opened; ``import napari_stlnmf`` never loads it.
+"""
 
 from __future__ import annotations
 
+from .gui.dock import StlnmfWidget
+from .gui.legend import LegendWidget
+from .gui.regions_widget import RegionsWidget
 
-def LegendWidget(napari_viewer):  # noqa: N802 (npe2 calls it like a class)
-    """Colour bar / legend of the active cell-type layer, type switch, grid view."""
-    from .gui.legend import LegendWidget as _Legend
-
-    return _Legend(napari_viewer)
-
-
-def RegionsWidget(napari_viewer):  # noqa: N802
-    """Paint tissue regions for a slide; load / save them as a label image."""
-    from .gui.regions_widget import RegionsWidget as _Regions
-
-    return _Regions(napari_viewer)
-
-
-def StlnmfWidget(napari_viewer):  # noqa: N802
-    """The STL NMF workflow: layers + reference -> train -> deconvolve -> export."""
-    from .gui.dock import StlnmfWidget as _Dock
-
-    return _Dock(napari_viewer)
+__all__ = ["StlnmfWidget", "LegendWidget", "RegionsWidget"]

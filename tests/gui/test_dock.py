@@ -19,13 +19,6 @@ from tests.gui.widget_helpers import sample_widget, wait_done
 TINY = {"epochs": 2, "n_layers": 8}
 
 
-@pytest.fixture(scope="module")
-def reference_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "reference.h5ad"
-    load_sample("mouse_brain").reference.write_h5ad(path)
-    return path
-
-
 @pytest.fixture
 def setup(make_napari_viewer, reference_file, qtbot):
     return sample_widget(make_napari_viewer, TINY["epochs"], TINY["n_layers"])
@@ -47,8 +40,8 @@ def test_full_workflow_matches_the_python_api(setup, reference_file, qtbot):
     spots = viewer.layers["mouse_brain spots"]
     assert widget.spots.value is spots
     regions = paint_two_regions(viewer, spots)
-    widget.regions.reset_choices()
-    widget.regions.value = regions
+    # the slide's painted regions are chosen by themselves
+    qtbot.waitUntil(lambda: widget.regions.value is regions, timeout=2000)
     widget.ref_path.value = reference_file
     assert widget.label_key.value == "cell_type"
     assert "cell_type" in widget.label_key.choices
@@ -66,7 +59,9 @@ def test_full_workflow_matches_the_python_api(setup, reference_file, qtbot):
     wait_done(qtbot, widget)
     assert widget.last_error is None, widget.last_error
     assert len(widget.loss.epochs) >= 2  # epoch 0 (untrained) and later
-    assert widget.params.toPlainText().startswith('{"lambda1"')
+    assert widget.params.toPlainText().startswith("λ1 = ")
+    assert widget.params.scalars.rowCount() == 5
+    assert widget.params.omega.columnCount() == 2  # the two painted regions
 
     types = widget.result.cell_types
     layers = result_layers(viewer, "mouse_brain spots", "proportion")

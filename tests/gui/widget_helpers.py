@@ -3,9 +3,10 @@
 from napari_stlnmf.gui.dock import StlnmfWidget
 
 
-def sample_widget(make_napari_viewer, epochs: int, n_layers: int):
-    """A viewer with the mouse_brain sample open and the dock widget set to tiny settings."""
-    viewer = make_napari_viewer()
+def sample_widget(make_napari_viewer, epochs: int, n_layers: int, show: bool = False):
+    """A viewer with the mouse_brain sample open and the dock widget set to tiny settings
+    (``show``: a visible window, for tests of the widget's geometry)."""
+    viewer = make_napari_viewer(show=show)
     viewer.open_sample("napari-stlnmf", "mouse_brain")
     widget = StlnmfWidget(viewer)
     viewer.window.add_dock_widget(widget)

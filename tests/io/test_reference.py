@@ -375,3 +375,73 @@ def test_mtx_numeric_looking_barcodes(tmp_path):
     with pytest.warns(SmallTypesWarning):
         src = read_reference(folder, labels=tmp_path / "labels.csv", min_cells=3)
     _check_source(src)
+
+
+def _spatial_slide(tmp_path, n=60):
+    """A Visium-like slide .h5ad: counts, x/y obs columns, obsm['spatial'], no labels."""
+    rng = np.random.default_rng(0)
+    a = ad.AnnData(
+        X=sp.csr_matrix(rng.poisson(3.0, size=(n, len(GENES))).astype(np.float32)),
+        obs=pd.DataFrame(
+            {
+                "x": rng.uniform(0, 1000, n),
+                "y": rng.uniform(0, 1000, n),
+                "in_tissue": np.ones(n, dtype=np.int64),
+                "array_row": np.arange(n) // 10,
+            },
+            index=[f"spot{i}" for i in range(n)],
+        ),
+        var=pd.DataFrame(index=GENES),
+    )
+    a.obsm["spatial"] = a.obs[["x", "y"]].to_numpy()
+    path = tmp_path / "slide.h5ad"
+    a.write_h5ad(path)
+    return path
+
+
+def test_a_spatial_slide_is_refused_as_a_reference(tmp_path):
+    path = _spatial_slide(tmp_path)
+    with pytest.raises(InputError, match="looks like a spatial slide"):
+        read_reference(path)
+    with pytest.raises(InputError, match="looks like a spatial slide"):
+        read_reference(path, "x")  # the coordinate column a user may pick
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (np.linspace(0, 1, 60), "decimal numbers"),
+        (np.arange(60) * 7, "identifier"),
+        (np.arange(300), "different integers"),
+        (np.zeros(60, dtype=int), "1 distinct value"),
+    ],
+)
+def test_label_column_problems(values, problem):
+    from napari_stlnmf.io.reference import label_column_problem
+
+    assert problem in label_column_problem(pd.Series(values), "score")
+
+
+def test_label_columns_keep_text_categories_and_cluster_numbers():
+    from napari_stlnmf.io.reference import label_column_problem, label_columns
+
+    obs = pd.DataFrame(
+        {
+            "x": np.linspace(0, 1, 60),
+            "leiden": pd.Categorical(np.arange(60) % 4),
+            "cluster": np.arange(60) % 7,
+            "cell_type": ["a", "b", "c"] * 20,
+            "barcode_copy": [f"c{i}" for i in range(60)],
+        }
+    )
+    assert label_columns(obs) == ["cell_type", "cluster", "leiden"]
+    assert "coordinates" in label_column_problem(obs["x"], "x")
+
+
+def test_a_bad_label_key_says_which_columns_can_hold_types(tmp_path):
+    a = _adata()
+    a.obs["score"] = np.linspace(0, 1, a.n_obs)
+    path = tmp_path / "ref.h5ad"
+    a.write_h5ad(path)
+    with pytest.raises(InputError, match="decimal numbers.*columns that can: cell_type"):
+        read_reference(path, "score")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 from napari_stlnmf.io.errors import InputError
+from napari_stlnmf.io.regions import read_label_image, read_regions
 from napari_stlnmf.io.samples import SAMPLES, load_sample, sample_path
 
 
@@ -40,7 +42,69 @@ def test_mouse_brain_truth(brain):
     counts = t.to_numpy() * brain.n_cells.to_numpy()[:, None]
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
     assert list(brain.regions.index) == list(t.index)
-    assert sorted(brain.regions.unique()) == [1, 2, 3, 4, 5]
+    assert sorted(brain.regions.unique()) == list(range(1, 12))
+
+
+ANATOMY = {
+    1: "cortex",
+    2: "fibre_tracts",
+    3: "hippocampal_neuropil",
+    4: "CA1_layer",
+    5: "CA3_layer",
+    6: "dentate_granule_layer",
+    7: "thalamus",
+    8: "ventricle_choroid_plexus",
+    9: "striatum",
+    10: "hypothalamus",
+    11: "amygdala",
+}
+
+# the type that must dominate the mean true fraction of each region, and by how much
+DOMINANT = {
+    "cortex": ("Entorihinal", 0.3),
+    "fibre_tracts": ("Oligodendrocyte", 0.45),
+    "CA1_layer": ("CA1", 0.45),
+    "CA3_layer": ("CA3", 0.45),
+    "dentate_granule_layer": ("Denate", 0.45),
+    "thalamus": ("Neuron.Slc17a6", 0.35),
+    "ventricle_choroid_plexus": ("Choroid", 0.5),
+    "striatum": ("Interneuron", 0.4),
+}
+
+
+def test_mouse_brain_anatomical_regions(brain):
+    assert brain.region_names == ANATOMY
+    region = brain.regions
+    sizes = region.value_counts()
+    assert (sizes >= 10).all(), sizes  # every anatomical region has spots
+    assert sizes[1] == sizes.max()  # cortex is the largest
+    means = brain.truth.groupby(region).mean()
+    ids = {v: k for k, v in ANATOMY.items()}
+    for name, (cell_type, at_least) in DOMINANT.items():
+        row = means.loc[ids[name]]
+        assert row.idxmax() == cell_type, (name, row.sort_values().tail(3))
+        assert row[cell_type] > at_least, (name, row[cell_type])
+    # principal hippocampal cells only where the hippocampus is, choroid cells only at the
+    # ventricle or beside it, no cortical neurons in the thalamus
+    hippocampus = region.isin([ids[n] for n in ANATOMY.values() if "layer" in n or "hipp" in n])
+    for cell_type in ("CA1", "CA3", "Denate", "Neurogenesis"):
+        assert brain.truth.loc[~hippocampus, cell_type].max() == 0.0, cell_type
+    assert (brain.truth.loc[region == ids["thalamus"], "Entorihinal"] == 0).mean() > 0.95
+    assert (brain.truth.loc[region == ids["cortex"], "Neuron.Slc17a6"] == 0).mean() > 0.95
+    assert (brain.truth.loc[region != ids["ventricle_choroid_plexus"], "Choroid"] > 0).sum() < 30
+
+
+def test_mouse_brain_label_image_gives_the_regions(brain):
+    path = sample_path("mouse_brain")
+    labels = read_label_image(path / "anatomy_labels.png")
+    assert labels.shape == brain.spatial.uns["spatial"]["mouse_brain"]["images"]["hires"].shape[:2]
+    assert set(np.unique(labels)) == set(range(12))
+    key = pd.read_csv(path / "region_names.csv")
+    assert list(key["region"]) == list(ANATOMY) and list(key["name"]) == list(ANATOMY.values())
+    at_centre = read_regions(path / "anatomy_labels.png", brain.spatial)
+    labelled = at_centre > 0  # spots over the ventricle lumen or the edge took the nearest
+    assert labelled.mean() > 0.9
+    np.testing.assert_array_equal(at_centre[labelled], brain.regions.to_numpy()[labelled])
 
 
 def test_mouse_brain_reference_disjoint_from_spot_pool(brain):
@@ -72,6 +136,7 @@ def test_hippocampus(hippo):
     assert hippo.spatial.obsm["spatial"].shape == (313, 2)
     assert hippo.reference.obs["cell_type"].nunique() == 17
     assert hippo.truth is None and hippo.regions is None and hippo.n_cells is None
+    assert hippo.region_names is None
     assert hippo.attribution
 
 

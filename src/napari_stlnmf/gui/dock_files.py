@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog
 
-from ..pipeline import rounded
 from .notify import notify
+from .training_report import training_outcome
 from .workflow import slide_of
 
 __all__ = ["FileActions"]
@@ -17,7 +16,7 @@ __all__ = ["FileActions"]
 
 class FileActions:
     """Needs ``self.model``, ``self.result``, ``self.reference``, ``self.spots``,
-    ``self.params``, ``self.status``, ``self.export_kind`` and ``self._fail``."""
+    ``self.status``, ``self.export_kind``, ``self.set_model`` and ``self._fail``."""
 
     def save_model(self, path: str | None = None):
         from ..io.model_file import save_model
@@ -64,9 +63,10 @@ class FileActions:
         except Exception as e:
             self._fail(e)
             return None
-        self.model = model
-        self.params.setPlainText(json.dumps(rounded(model.learned_parameters())))
-        self.status.setText(f"loaded model {Path(path).name}")
+        name = Path(path).name
+        self.set_model(model, f"loaded from {name}")
+        # the file keeps the training history: say whether that run improved on the start
+        self.status.setText(f"loaded model {name}: {training_outcome(model)}")
         return model
 
     def export(self, kind: str | None = None, path: str | None = None):

@@ -27,6 +27,8 @@ __all__ = [
     "spots_layer",
     "spots_info",
     "truth_layer",
+    "region_colors",
+    "region_label_colors",
 ]
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -36,6 +38,42 @@ LayerData = tuple[Any, dict[str, Any], str]
 LARGE_SLIDE_SPOTS = 100_000
 
 META = "stlnmf"
+
+#: Region ids that get their own colour (higher ids reuse them, cyclically).
+N_REGION_COLORS = 30
+#: Spots outside every region: a faint white disc that marks the spot without hiding the
+#: H&E under it.
+UNASSIGNED_COLOR = (1.0, 1.0, 1.0, 0.35)
+
+
+def _region_palette() -> np.ndarray:
+    """(N_REGION_COLORS + 1, 4): row r is region r's colour; row 0 is unassigned."""
+    from .palette import category_colors
+
+    names = [str(i) for i in range(1, N_REGION_COLORS + 1)]
+    colors = category_colors(names)
+    return np.array([UNASSIGNED_COLOR, *(colors[n] for n in names)], dtype=np.float64)
+
+
+def region_colors(regions) -> np.ndarray:
+    """(n, 4) RGBA per spot from its region id: the same colour as the Regions layer paints
+    that id with, so a spot and the paint under it match."""
+    r = np.asarray(regions).astype(np.int64)
+    palette = _region_palette()
+    idx = np.where(r > 0, (r - 1) % N_REGION_COLORS + 1, 0)
+    return palette[idx]
+
+
+def region_label_colors():
+    """A napari ``DirectLabelColormap`` for a Regions Labels layer: id r gets
+    :func:`region_colors` ``(r)``, 0 is transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    palette = _region_palette()
+    color_dict = {0: (0.0, 0.0, 0.0, 0.0), None: (0.5, 0.5, 0.5, 1.0)}
+    for rid in range(1, 256):
+        color_dict[rid] = tuple(palette[(rid - 1) % N_REGION_COLORS + 1])
+    return DirectLabelColormap(color_dict=color_dict)
 
 
 def _library(adata) -> tuple[str | None, dict]:
@@ -114,15 +152,16 @@ def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
         }
         return (raster.image(log_counts), kwargs, "image")
     features["log_counts"] = log_counts
+    # coloured by region (white when unassigned): a continuous colormap over the spots has
+    # the hue of H&E and hides the structures a user paints regions on; log counts stay a
+    # feature to colour by from the layer controls
     kwargs = {
         "name": label,
         "size": info["spot_diameter"],
         "features": features,
-        "face_color": "log_counts",
-        "face_colormap": "magma",
-        "face_contrast_limits": limits,
+        "face_color": region_colors(region),
         "border_width": 0,
-        "opacity": 0.55,
+        "opacity": 0.6,
         "metadata": {META: info},
     }
     return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")

@@ -12,19 +12,28 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QLabel,
     QPushButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from .layers import META
 from .notify import notify
-from .regions import add_regions_layer, sync_regions
+from .regions import (
+    add_regions_layer,
+    on_regions_changed,
+    regions_layer_of,
+    spots_of,
+    sync_regions,
+)
+from .scroll import ScrollableDock
 
 __all__ = ["RegionsWidget"]
 
 
-class RegionsWidget(QWidget):
-    """Paint regions for a spots layer; regions feed the engine's graph and group term."""
+class RegionsWidget(ScrollableDock):
+    """Paint regions for a spots layer; regions feed the engine's graph and group term.
+
+    The status line counts the spots per region, live: it is redrawn after every stroke
+    (when the spots' regions are synced), not only on a button press.
+    """
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -36,7 +45,13 @@ class RegionsWidget(QWidget):
         self.save_button = QPushButton("Save label image (TIFF)…")
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        lay = QVBoxLayout(self)
+        self.help = QLabel(
+            "Add the Regions layer, pick a label number in the layer controls and paint "
+            "over the tissue; spots take the region under their centre. Label 0 erases."
+        )
+        self.help.setWordWrap(True)
+        lay = self.body_layout
+        lay.addWidget(self.help)
         lay.addWidget(QLabel("spots layer"))
         for w in (
             self.spots_box,
@@ -52,8 +67,13 @@ class RegionsWidget(QWidget):
         self.majority.toggled.connect(self._resync)
         self.load_button.clicked.connect(lambda: self.load())
         self.save_button.clicked.connect(lambda: self.save())
+        self.spots_box.currentTextChanged.connect(lambda _: self._report())
         self.viewer.layers.events.inserted.connect(self._refresh_choices)
         self.viewer.layers.events.removed.connect(self._refresh_choices)
+        # the viewer outlives a closed dock: stop listening when the widget goes
+        self.destroyed.connect(self._disconnect)
+        self._alive = True
+        self._listening: set[int] = set()
         self._refresh_choices()
 
     # ---------------------------------------------------------------------------------
@@ -66,6 +86,20 @@ class RegionsWidget(QWidget):
         self.spots_box.addItems([ly.name for ly in self._spots_layers()])
         if current:
             self.spots_box.setCurrentText(current)
+        for layer in self.viewer.layers:  # Regions layers added from Python count too
+            if spots_of(layer) is not None:
+                self._listen(layer)
+        self._report()
+
+    def _listen(self, layer) -> None:
+        if id(layer) not in self._listening:
+            self._listening.add(id(layer))
+            on_regions_changed(layer, lambda regions: self._alive and self._report())
+
+    def _disconnect(self, *args) -> None:
+        self._alive = False
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.disconnect(self._refresh_choices)
 
     def spots_layer(self):
         name = self.spots_box.currentText()
@@ -84,11 +118,7 @@ class RegionsWidget(QWidget):
 
     def regions_layer(self):
         spots = self.spots_layer()
-        for ly in self.viewer.layers:
-            m = ly.metadata.get(META, {})
-            if m.get("kind") == "regions" and m.get("spots") is spots:
-                return ly
-        return None
+        return regions_layer_of(self.viewer, spots) if spots is not None else None
 
     def add_layer(self, data: np.ndarray | None = None):
         """Add (or return) the Regions layer of the chosen spots layer."""
@@ -101,20 +131,33 @@ class RegionsWidget(QWidget):
         except ValueError as e:
             notify(str(e), error=True)
             return None
-        layer.metadata[META]["majority"] = self.majority.isChecked()
-        sync_regions(layer, spots)
+        self._listen(layer)
+        sync_regions(layer, spots, majority=self.majority.isChecked())
         self.viewer.layers.selection.active = layer
         layer.mode = "paint"
-        self._report(layer, spots)
+        if layer.selected_label == 0 or layer.selected_label in self._used_regions(spots):
+            # start on a new region number, so a first stroke adds a region
+            layer.selected_label = int(max(self._used_regions(spots), default=0)) + 1
+        self._report()
         return layer
 
     def _resync(self, on: bool) -> None:
         layer = self.regions_layer()
         if layer is not None:
             sync_regions(layer, self.spots_layer(), majority=on)
-            self._report(layer, self.spots_layer())
+        self._report()
 
-    def _report(self, layer, spots) -> None:
+    @staticmethod
+    def _used_regions(spots) -> list[int]:
+        regions = spots.metadata[META]["features"]["region"].to_numpy()
+        return [int(v) for v in np.unique(regions) if v != 0]
+
+    def _report(self) -> None:
+        """Spots per region of the chosen spots layer (0 = unassigned)."""
+        spots = self.spots_layer()
+        if spots is None:
+            self.status.setText("open a slide first (File ▸ Open, or File ▸ Open Sample)")
+            return
         regions = spots.metadata[META]["features"]["region"].to_numpy()
         values, counts = np.unique(regions, return_counts=True)
         text = ", ".join(f"{v}: {c}" for v, c in zip(values, counts))

@@ -20,8 +20,16 @@ __all__ = [
 
 
 def reference_columns(path: str | Path) -> list[str]:
-    """Cell (``obs``) column names of an ``.h5ad`` without loading its matrix, or ``[]``
-    for a signature table / MTX folder (no label column to choose)."""
+    """The ``obs`` columns of a single-cell ``.h5ad`` that can hold cell types (usual names
+    first, see :func:`napari_stlnmf.io.reference.label_columns`), read without loading the
+    matrix; ``[]`` for a signature table / MTX folder (no label column to choose).
+
+    Raises
+    ------
+    InputError
+        The file is unreadable, or it is a spatial slide / has no column that can hold
+        cell types (the message says which).
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"reference not found: {p}")
@@ -29,16 +37,27 @@ def reference_columns(path: str | Path) -> list[str]:
         return []
     try:
         import h5py
+        from anndata.io import read_elem
 
         with h5py.File(p, "r") as f:
-            obs = f["obs"]
-            order = obs.attrs.get("column-order")
-            if order is not None:
-                return [c.decode() if isinstance(c, bytes) else str(c) for c in order]
-            index = obs.attrs.get("_index", "_index")
-            return [k for k in obs.keys() if k != index and not k.startswith("__")]
-    except Exception as e:  # anything h5py raises for a broken file
+            obs = read_elem(f["obs"])
+            spatial = "obsm" in f and "spatial" in f["obsm"]
+    except Exception as e:  # anything h5py / anndata raise for a broken file
         raise InputError(f"reference {p} is not a readable .h5ad file ({e})") from None
+    from ..io.reference import label_columns
+
+    cols = label_columns(obs)
+    if not cols and spatial:
+        raise InputError(
+            f"reference {p.name} looks like a spatial slide (spot coordinates, no cell-type "
+            "column): choose a single-cell reference with a cell-type column"
+        )
+    if not cols:
+        raise InputError(
+            f"reference {p.name} has no column that can hold cell types (text or category "
+            f"with at least 2 values); its columns: {', '.join(map(str, obs.columns[:10]))}"
+        )
+    return cols
 
 
 def slide_of(spots_layer):

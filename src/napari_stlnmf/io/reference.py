@@ -39,6 +39,8 @@ __all__ = [
     "reference_from_anndata",
     "LABEL_KEY_GUESSES",
     "SmallTypesWarning",
+    "label_columns",
+    "label_column_problem",
 ]
 
 LABEL_KEY_GUESSES = (
@@ -53,6 +55,48 @@ LABEL_KEY_GUESSES = (
     "labels",
     "label",
 )
+
+
+#: obs columns that hold positions or spot flags, never cell types (Space Ranger, squidpy,
+#: Xenium/CosMx exports): a spatial slide opened as a reference offers these first.
+COORDINATE_COLUMNS = frozenset(
+    {
+        "x", "y", "z", "array_row", "array_col", "row", "col", "in_tissue",
+        "pxl_row_in_fullres", "pxl_col_in_fullres", "imagerow", "imagecol",
+        "x_centroid", "y_centroid", "center_x", "center_y", "x_location", "y_location",
+        "spatial1", "spatial2", "x_global_px", "y_global_px", "cell_area", "nucleus_area",
+    }
+)  # fmt: skip
+
+
+def label_column_problem(values: pd.Series, name: str) -> str | None:
+    """Why ``values`` cannot be a cell-type column, or None when it can.
+
+    A label column is categorical, text or boolean-like (integers only when they take few
+    values: cluster numbers), has at least 2 distinct values, is not a coordinate and is
+    not an identifier (nearly one value per cell).
+    """
+    if str(name).lower() in COORDINATE_COLUMNS:
+        return f"column {name!r} holds coordinates, not cell types"
+    v = values.dropna()
+    n_unique = int(v.nunique())
+    if n_unique < 2:
+        return f"column {name!r} has {n_unique} distinct value(s); at least 2 are needed"
+    if pd.api.types.is_float_dtype(v.dtype):
+        return f"column {name!r} holds decimal numbers (a score or a coordinate), not cell types"
+    if pd.api.types.is_integer_dtype(v.dtype) and n_unique > 100:
+        return f"column {name!r} holds {n_unique} different integers (counts or ids)"
+    if len(v) >= 50 and n_unique > 0.5 * len(v):
+        return f"column {name!r} has {n_unique} values for {len(v)} cells: an identifier"
+    return None
+
+
+def label_columns(obs: pd.DataFrame) -> list[str]:
+    """The ``obs`` columns that can hold cell types (see :func:`label_column_problem`), the
+    usual names of :data:`LABEL_KEY_GUESSES` first."""
+    ok = [str(c) for c in obs.columns if label_column_problem(obs[c], str(c)) is None]
+    guessed = [g for g in LABEL_KEY_GUESSES if g in ok]
+    return guessed + [c for c in ok if c not in guessed]
 
 
 class SmallTypesWarning(UserWarning):
@@ -188,7 +232,8 @@ def reference_from_anndata(
     ``X``, ``layers["counts"]`` or ``.raw``); see :func:`read_reference`."""
     p = Path(path) if path is not None else Path("<AnnData>")
     counts, var, obs = _cells_of(adata, p)
-    return _from_cells(p, counts, var, obs, label_key, min_cells)
+    spatial = "spatial" in getattr(adata, "obsm", {})
+    return _from_cells(p, counts, var, obs, label_key, min_cells, spatial=spatial)
 
 
 # --------------------------------------------------------------------------------------
@@ -229,17 +274,33 @@ def _read_labels_csv(path: Path, barcodes: list[str]) -> pd.DataFrame:
     return obs.loc[barcodes]
 
 
-def _choose_label_key(obs: pd.DataFrame, label_key: str | None, p: Path) -> str:
+def _choose_label_key(
+    obs: pd.DataFrame, label_key: str | None, p: Path, spatial: bool = False
+) -> str:
     cols = [str(c) for c in obs.columns]
+    usable = label_columns(obs)
+    # a slide (obsm["spatial"], no column that can hold cell types) is the usual mix-up
+    slide_hint = (
+        f"reference {p} looks like a spatial slide (spot coordinates in obsm['spatial'], no "
+        "cell-type column): the reference must be single cells with a cell-type column"
+    )
     if label_key is not None:
         if label_key not in obs.columns:
             raise InputError(
                 f"reference {p} has no column {label_key!r}; its cell columns are: "
                 f"{', '.join(cols[:15]) or '(none)'}"
             )
+        problem = label_column_problem(obs[label_key], label_key)
+        if problem is not None:
+            if spatial and not usable:
+                raise InputError(slide_hint)
+            hint = f"; columns that can: {', '.join(usable[:10])}" if usable else ""
+            raise InputError(f"reference {p}: {problem}{hint}")
         return label_key
+    if spatial and not usable:
+        raise InputError(slide_hint)
     for guess in LABEL_KEY_GUESSES:
-        if guess in obs.columns:
+        if guess in usable:
             return guess
     raise InputError(
         f"reference {p}: give the cell-type column with --label-key; its cell columns are: "
@@ -247,8 +308,8 @@ def _choose_label_key(obs: pd.DataFrame, label_key: str | None, p: Path) -> str:
     )
 
 
-def _from_cells(p, counts, var, obs, label_key, min_cells) -> ReferenceSource:
-    key = _choose_label_key(obs, label_key, p)
+def _from_cells(p, counts, var, obs, label_key, min_cells, spatial=False) -> ReferenceSource:
+    key = _choose_label_key(obs, label_key, p, spatial)
     x = sp.csr_matrix(counts, dtype=np.float64)
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"reference {p} is empty ({x.shape[0]} cells x {x.shape[1]} genes)")

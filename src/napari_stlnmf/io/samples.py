@@ -2,8 +2,10 @@
 
 ``mouse_brain``
     Real 10x CytAssist FFPE mouse-brain H&E and in-tissue spot layout (2,310 spots) with
-    counts composed from real hippocampus scRNA-seq cells, a disjoint real reference of
-    the same types (15 cells per type), 5 image-derived regions and exact ground truth.
+    counts composed from real hippocampus scRNA-seq cells placed by an anatomical drawing
+    of the H&E (11 regions: cortex, fibre tracts, hippocampal CA1/CA3/dentate cell layers
+    and neuropil, thalamus, ventricle/choroid plexus, ...), a disjoint real reference of
+    the same types (15 cells per type) and exact ground truth.
 ``hippocampus``
     The real spacexr (RCTD) toy Visium hippocampus (313 spots, no image) and its real
     DropViz reference; 124 genes shared; no ground truth.
@@ -35,7 +37,7 @@ _ATTRIBUTION = {
         "H&E image and spot positions: 10x Genomics, CytAssist FFPE Mouse Brain Rep 1 "
         "(CC BY 4.0). Spot counts: synthetic mixtures of real cells from the spacexr/RCTD "
         "hippocampus reference (GPL-3.0; DropViz, Saunders et al. 2018; Cable et al. 2022), "
-        "composed by scripts/make_samples.py."
+        "placed by an anatomical drawing of the H&E and composed by scripts/make_samples.py."
     ),
     "hippocampus": (
         "Visium hippocampus spots and scRNA-seq reference from the spacexr/RCTD vignette "
@@ -60,7 +62,9 @@ class Sample:
     label_key : str
         The ``reference.obs`` column holding the cell type.
     regions : pandas.Series or None
-        Region (int, 1..5) per spot barcode, where known.
+        Region (int, 1..K) per spot barcode, where known.
+    region_names : dict of int to str, or None
+        Name of each region id (``mouse_brain``: anatomical, e.g. ``"CA1_layer"``).
     truth : pandas.DataFrame or None
         True cell-number fractions, spot barcodes x cell types, rows sum to 1.
     n_cells : pandas.Series or None
@@ -77,6 +81,7 @@ class Sample:
     truth: pd.DataFrame | None
     n_cells: pd.Series | None
     attribution: str
+    region_names: dict[int, str] | None = None
 
 
 def sample_path(name: str) -> Path:
@@ -139,4 +144,10 @@ def load_sample(name: str) -> Sample:
     n_cells = table["n_cells"].astype(int).rename("n_cells")
     types = [c for c in table.columns if c not in ("region", "n_cells")]
     truth = table[types].astype(float).div(n_cells, axis=0)
-    return Sample(name, spatial, reference, label_key, regions, truth, n_cells, _ATTRIBUTION[name])
+    names = None
+    if (path / "region_names.csv").is_file():
+        key = pd.read_csv(path / "region_names.csv")
+        names = {int(r): str(n) for r, n in zip(key["region"], key["name"])}
+    return Sample(
+        name, spatial, reference, label_key, regions, truth, n_cells, _ATTRIBUTION[name], names
+    )

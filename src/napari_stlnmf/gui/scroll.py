@@ -1,0 +1,37 @@
+"""Dock contents in a vertical scroll area, so a dock never grows past the screen and a long
+message wraps instead of crushing the form (napari docks take the widget's size hint)."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
+__all__ = ["ScrollableDock"]
+
+#: A dock asks for at most this height; the rest scrolls.
+MAX_HINT_HEIGHT = 700
+
+
+class ScrollableDock(QWidget):
+    """A widget whose content lives in ``self.body`` (a QWidget with ``self.body_layout``)
+    inside a vertical scroll area; subclasses add their rows to ``self.body_layout``."""
+
+    def __init__(self, min_width: int = 320):
+        super().__init__()
+        self.body = QWidget()
+        self.body_layout = QVBoxLayout(self.body)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+        self.setMinimumWidth(min_width)
+
+    def sizeHint(self):  # noqa: N802 (Qt API)
+        hint = self.body.sizeHint()
+        hint.setHeight(min(hint.height() + 4, MAX_HINT_HEIGHT))
+        hint.setWidth(max(hint.width() + self.scroll.verticalScrollBar().sizeHint().width(), 320))
+        return hint
