@@ -163,6 +163,7 @@ def first_day(
     shot(viewer, shots, "painted_region.png")
     regions_tif = regions_dock.save(str(workdir / "regions.tif"))
     obs["regions_tif"] = regions_tif
+    regions.visible = False  # painted: the user hides the paint to read the maps
 
     # 3. the deconvolution dock: reference, settings, Train + deconvolve
     reference = workdir / "reference.h5ad"
@@ -195,7 +196,6 @@ def first_day(
 
     # 5. the legend: robust scaling on CA1, then the grid
     legend = open_dock(viewer, "Cell-type legend")
-    regions.visible = False
     ca1 = viewer.layers["CA1"]
     for ly in per_type:
         ly.visible = ly is ca1
