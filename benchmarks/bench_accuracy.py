@@ -9,9 +9,13 @@ For every dataset with ground truth in ``../shared/bench/datasets`` (``spatial.h
 - the untrained MU (STL NMF with ``epochs=0``), the plain KL update, NNLS;
 
 for several seeds, and print / write RMSE, mean JSD, mean per-type Pearson r, train and
-inference seconds (median and min-max over seeds). seqFISH+ references are the very cells
-in the spots: a leave-one-field-of-view-out reference (cells of the spot's own FOV left out)
-gives the honest figure. Peers' figures come from ``../shared/bench/results``.
+inference seconds (median and min-max over seeds). Scores follow
+:func:`napari_stlnmf.core.metrics.truth_metrics`, the rule ``run.json`` uses: spots with
+no prediction (NaN: no counts on the genes used) are left out and counted in
+``spots_unscored``; a type missing from the reference counts as predicted 0. seqFISH+
+references are the very cells in the spots: a leave-one-field-of-view-out reference (cells
+of the spot's own FOV left out) gives the honest figure. Peers' figures come from
+``../shared/bench/results``.
 
     python benchmarks/bench_accuracy.py [--seeds 0 1 2] [--datasets ...] [--figures docs/images]
 """
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from napari_stlnmf.core.metrics import score
+from napari_stlnmf.core.metrics import truth_metrics
 from napari_stlnmf.io.reference import reference_from_anndata
 from napari_stlnmf.io.samples import load_sample
 from napari_stlnmf.pipeline import deconvolve, prepare, train
@@ -105,7 +109,8 @@ def run_one(spatial, ref_adata, regions, truth, method, options, seed, fovs=None
             t2 = time.perf_counter()
         t_train += t1 - t0
         t_infer += t2 - t1
-        props = res.proportions.reindex(columns=types).fillna(0.0)
+        # a type the reference lacks is predicted 0 (truth_metrics' rule); NaN rows stay
+        props = res.proportions.reindex(columns=types, fill_value=0.0)
         rows = truth.index if fov is None else truth.index[fovs == fov]
         pred.loc[rows] = props.loc[rows].to_numpy()
     return pred, t_train, t_infer
@@ -182,13 +187,14 @@ def main() -> None:
                     pred, tt, ti = run_one(
                         spatial, ref_adata, regions, truth, method, options, seed, fv, lofo
                     )
-                    s = score(pred.to_numpy(), truth.to_numpy())
+                    s = truth_metrics(pred, truth)
                     row = {
                         "dataset": name,
                         "reference": setup,
                         "method": label,
                         "seed": seed,
                         **{k: round(v, 4) for k, v in s.items()},
+                        "spots_unscored": int(pred.isna().any(axis=1).sum()),
                         "train_s": round(tt, 2),
                         "infer_s": round(ti, 2),
                     }

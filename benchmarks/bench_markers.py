@@ -18,9 +18,10 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from napari_stlnmf.core.metrics import score
+from napari_stlnmf.core.metrics import truth_metrics
 from napari_stlnmf.io.reference import reference_from_anndata
 from napari_stlnmf.io.samples import load_sample
+from napari_stlnmf.options import METHODS
 from napari_stlnmf.pipeline import deconvolve, prepare, train
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "datasets"
@@ -43,7 +44,7 @@ def datasets():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--methods", nargs="+", default=["stlnmf", "plainkl", "nnls"])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--out", default="benchmarks/out/markers.csv")
     args = ap.parse_args()
     rows = []
@@ -62,9 +63,7 @@ def main() -> None:
                         warnings.simplefilter("ignore")
                         res = deconvolve(prep, model)
                     t2 = time.perf_counter()
-                    types = [t for t in res.cell_types if t in truth.columns]
-                    pred = res.proportions.loc[truth.index, types].to_numpy()
-                    s = score(pred, truth[types].to_numpy())
+                    s = truth_metrics(res.proportions, truth)
                     row = {
                         "dataset": name,
                         "genes": "markers" if markers else "all shared",

@@ -177,10 +177,11 @@ def run_case(args) -> dict:
     import numpy as np
     import torch
 
+    from napari_stlnmf.core.data_terms import make_data_term
     from napari_stlnmf.core.device import resolve_device
-    from napari_stlnmf.core.estimator import STLNMF, make_data_term
+    from napari_stlnmf.core.estimator import STLNMF
     from napari_stlnmf.core.graph import build_graph
-    from napari_stlnmf.core.model import NetConfig, STLNMFNet
+    from napari_stlnmf.core.network import NetConfig, STLNMFNet
     from napari_stlnmf.core.reference import Reference
 
     if args.threads > 0:

@@ -4,10 +4,9 @@ Importing this package never imports napari or Qt; the napari entry points live 
 ``_reader``, ``_writer``, ``_sample_data`` and ``_widget``.
 """
 
+from ._version import __version__
 from .core import NNLS, STLNMF, PlainKL, Reference, SimulationSettings, ZeroCountSpotsWarning
 from .io.model_file import load_model, save_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "STLNMF",

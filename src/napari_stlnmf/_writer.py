@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .gui.meta import Kind, meta_in
+
 WRITER_COMMAND = "napari-stlnmf.write_proportions"
-
-
-def _meta(attributes: dict) -> dict:
-    return (attributes.get("metadata") or {}).get("stlnmf") or {}
 
 
 def _positions(data, table) -> None:
@@ -32,10 +30,10 @@ def _positions(data, table) -> None:
 def _result_table(data, attributes: dict):
     from napari_stlnmf.io.export import BASE_COLUMNS
 
-    meta = _meta(attributes)
+    meta = meta_in(attributes)
     types = meta.get("cell_types")
     feats = attributes.get("features")
-    if meta.get("kind") != "result" or not types or feats is None:
+    if meta.get("kind") != Kind.RESULT or not types or feats is None:
         return None
     cols = [*BASE_COLUMNS, *types]
     if any(c not in feats.columns for c in cols):
@@ -46,9 +44,9 @@ def _result_table(data, attributes: dict):
 
 
 def _spots_table(data, attributes: dict):
-    meta = _meta(attributes)
+    meta = meta_in(attributes)
     feats = attributes.get("features")
-    if meta.get("kind") != "spots" or feats is None or "barcode" not in feats.columns:
+    if meta.get("kind") != Kind.SPOTS or feats is None or "barcode" not in feats.columns:
         return None
     table = feats[["barcode"]].copy()
     table["x"], table["y"] = 0.0, 0.0

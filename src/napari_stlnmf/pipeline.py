@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
+from . import _fallback
+from ._fallback import DeviceFallbackWarning, NotEnoughMemoryError
+from .core import STLNMF, ZeroCountSpotsWarning
 from .core import device as _device
-from .core.estimator import NNLS, STLNMF, PlainKL, ZeroCountSpotsWarning
 from .core.markers import select_markers
 from .core.reference import Reference
+from .core.validation import check_coords, check_regions
 from .io.errors import InputError
 from .io.export import proportions_table, region_means
 from .io.genes import GeneMatch, match_genes
 from .io.reference import ReferenceSource
+from .options import FRACTIONS, MARKERS_PER_TYPE, METHODS, RunOptions, make_estimator, uses_device
 
 __all__ = [
     "Prepared",
@@ -37,17 +40,11 @@ __all__ = [
     "train",
     "deconvolve",
     "mrna_fractions",
-    "rounded",
+    "versions",
     "METHODS",
     "FRACTIONS",
+    "MARKERS_PER_TYPE",
 ]
-
-METHODS = ("stlnmf", "plainkl", "nnls")
-#: Marker genes kept per cell type, chosen with benchmarks/bench_accuracy.py: 300 per type
-#: improved seqFISH+ with the full reference (0.084 vs 0.088) but not with the honest
-#: leave-one-FOV-out reference (0.101 vs 0.0996); panels of a few hundred genes keep all.
-MARKERS_PER_TYPE = 100
-FRACTIONS = ("cells", "mrna")
 
 
 @dataclass
@@ -63,8 +60,6 @@ class Prepared:
         Full-resolution (x, y) pixels.
     regions : ndarray (n_spots,)
     barcodes : list of str
-    library_sizes : ndarray (n_types,)
-        Mean counts per cell of each type over all reference genes.
     info : dict
         Gene overlap, marker selection and reference summary, for ``run.json``.
     """
@@ -74,8 +69,13 @@ class Prepared:
     coords: np.ndarray
     regions: np.ndarray
     barcodes: list[str]
-    library_sizes: np.ndarray
     info: dict = field(default_factory=dict)
+
+    @property
+    def library_sizes(self) -> np.ndarray:
+        """Mean counts per cell of each type over all reference genes (n_types,), from
+        the reference (:attr:`Reference.library_sizes`)."""
+        return self.reference.library_sizes
 
 
 @dataclass
@@ -143,6 +143,16 @@ def _coords(adata) -> np.ndarray:
     return c[:, :2]
 
 
+def _check_engine_inputs(coords: np.ndarray, regions: np.ndarray) -> None:
+    """The engine's own checks of the spots (finite, distinct positions; one region each),
+    done here so that a slide the engine would refuse is the user's InputError."""
+    try:
+        check_coords(coords, len(coords))
+        check_regions(regions, len(coords))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
 def prepare(
     adata,
     reference: ReferenceSource | None = None,
@@ -176,6 +186,7 @@ def prepare(
         raise InputError("give a reference (or a trained model)")
     coords = _coords(adata)
     region_values = _spot_regions(regions, adata)
+    _check_engine_inputs(coords, region_values)
     info: dict = {}
     if model is not None:
         ref = model.reference_
@@ -204,10 +215,8 @@ def prepare(
                 f"(e.g. {', '.join(missing[:5])}): train a model on this slide's genes"
             )
         x = _columns(adata.X, match.spatial_index)
-        lib = getattr(model, "library_sizes_", None)
-        library_sizes = ref.library_sizes if lib is None else np.asarray(lib)
         info["genes"] = _gene_info(match, ref.genes, markers=False)
-        return Prepared(x, ref, coords, region_values, list(adata.obs_names), library_sizes, info)
+        return Prepared(x, ref, coords, region_values, list(adata.obs_names), info)
 
     match = match_genes(
         adata.var,
@@ -224,9 +233,7 @@ def prepare(
     x = _columns(adata.X, s_idx)
     info["genes"] = _gene_info(match, genes, markers=markers, n_markers=n_markers)
     info["reference"] = reference.summary()
-    return Prepared(
-        x, ref, coords, region_values, list(adata.obs_names), reference.library_sizes, info
-    )
+    return Prepared(x, ref, coords, region_values, list(adata.obs_names), info)
 
 
 def _columns(X, idx: np.ndarray) -> sp.csr_matrix:
@@ -241,87 +248,22 @@ def _gene_info(match: GeneMatch, used: list[str], markers: bool, n_markers: int 
     return out
 
 
-def _estimator(method: str, seed: int, device: str, options: dict | None):
-    options = dict(options or {})
-    if method == "stlnmf":
-        return STLNMF(random_state=seed, device=device, **options)
-    if method == "plainkl":
-        return PlainKL(device=device, **options)
-    if method == "nnls":
-        return NNLS(**options)
-    raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-
-
-class DeviceFallbackWarning(RuntimeWarning):
-    """The GPU ran out of memory and the run was redone on the CPU.
-
-    A :class:`RuntimeWarning` (not a :class:`ResourceWarning`, which Python hides by
-    default) so that scripts and the napari console show it.
-    """
-
-
-class NotEnoughMemoryError(InputError):
-    """Not even the CPU has the memory for this run; the message says what to reduce."""
-
-
-def _is_gpu_oom(error: BaseException) -> bool:
-    """An accelerator allocator failure (``torch.OutOfMemoryError``, or a RuntimeError such
-    as "CUDA error: out of memory"). CPU allocation failures are MemoryError or "can't
-    allocate memory", never these."""
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom is not None and isinstance(error, oom):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-
-
-def _is_cpu_oom(error: BaseException) -> bool:
-    return isinstance(error, MemoryError) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error).lower()
-    )
-
-
-def _free_gpu_memory() -> None:
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _memory_hint(prepared: Prepared, what: str) -> str:
-    m, n = prepared.X.shape
-    return (
-        f"not enough memory to {what} {m} spots x {n} genes, even on the CPU: deconvolve "
-        "fewer spots per run (split the slide), use fewer marker genes "
-        "(--markers-per-type / n_markers), or close other programs"
-    )
-
-
-def _on_cpu_or_hint(run: Callable, prepared: Prepared, what: str):
-    """``run()``, with CPU out-of-memory turned into a one-line NotEnoughMemoryError."""
-    try:
-        return run()
-    except Exception as e:
-        if not _is_cpu_oom(e):
-            raise
-    _free_gpu_memory()
-    raise NotEnoughMemoryError(_memory_hint(prepared, what))
-
-
 def train(
     prepared: Prepared,
     *,
     method: str = "stlnmf",
     seed: int = 0,
     device: str = "auto",
-    options: dict | None = None,
+    options: RunOptions | dict | None = None,
     callback: Callable | None = None,
     should_stop: Callable[[], bool] | None = None,
 ):
     """Fit an estimator on slides simulated from the reference on this slide's geometry.
 
-    ``options`` go to the estimator (e.g. ``epochs``, ``n_layers``). Returns the fitted
-    estimator; its ``library_sizes_`` is set for mRNA fractions and for saving.
+    ``method`` is a key of :data:`~napari_stlnmf.options.ESTIMATORS`; ``options`` go to the
+    estimator (a :class:`~napari_stlnmf.options.RunOptions`, or a dict such as
+    ``{"epochs": 5, "n_layers": 20}``). Returns the fitted estimator; its reference carries
+    the library sizes (``model.reference_.library_sizes``) for mRNA fractions and saving.
 
     When the GPU runs out of memory, the cache is freed, a :class:`DeviceFallbackWarning`
     is issued and training starts again on the CPU with the same seed (so the result is
@@ -329,27 +271,21 @@ def train(
     says what to reduce.
     """
 
-    def fit(dev: str):
-        est = _estimator(method, seed, dev, options)
-        if method == "stlnmf":
-            est.fit(
-                prepared.reference,
-                prepared.coords,
-                prepared.regions,
-                X=prepared.X,
-                callback=callback,
-                should_stop=should_stop,
-            )
-        else:
-            est.fit(prepared.reference)
-        est.library_sizes_ = np.asarray(prepared.library_sizes, dtype=np.float64)
-        return est
+    def fit(on_cpu: bool):
+        est = make_estimator(method, seed=seed, device="cpu" if on_cpu else device, options=options)
+        return est.fit(
+            prepared.reference,
+            prepared.coords,
+            prepared.regions,
+            X=prepared.X,
+            callback=callback,
+            should_stop=should_stop,
+        )
 
-    on_gpu = method != "nnls" and _device.resolve_device(device).type != "cpu"
-    return _with_cpu_fallback(
-        lambda on_cpu: fit("cpu" if on_cpu else device),
-        on_gpu=on_gpu,
-        prepared=prepared,
+    return _fallback.with_cpu_fallback(
+        fit,
+        on_gpu=uses_device(method) and _device.resolve_device(device).type != "cpu",
+        shape=prepared.X.shape,
         what="train on",
         message=lambda reason: (
             f"the GPU ran out of memory while training ({reason}); training again on the "
@@ -357,66 +293,6 @@ def train(
         ),
         stacklevel=3,
     )
-
-
-def _with_cpu_fallback(
-    run: Callable[[bool], object],
-    *,
-    on_gpu: bool,
-    prepared: Prepared,
-    what: str,
-    message: Callable[[str], str],
-    to_cpu: Callable[[], object] | None = None,
-    stacklevel: int = 3,
-):
-    """``run(on_cpu=False)`` on the GPU; on GPU out-of-memory, free the cache, warn once
-    (:class:`DeviceFallbackWarning` with ``message(reason)``), call ``to_cpu`` and
-    ``run(on_cpu=True)``. CPU out-of-memory becomes a one-line NotEnoughMemoryError."""
-    if on_gpu:
-        try:
-            return _on_cpu_or_hint(lambda: run(False), prepared, what)
-        except NotEnoughMemoryError:
-            raise
-        except Exception as e:
-            if not _is_gpu_oom(e):
-                raise
-            reason = _one_line(e)
-        # out of the except block: the failed run's GPU tensors can now be freed
-        _free_gpu_memory()
-        warnings.warn(message(reason), DeviceFallbackWarning, stacklevel=stacklevel)
-        if to_cpu is not None:
-            to_cpu()
-    return _on_cpu_or_hint(lambda: run(on_gpu), prepared, what)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    text = text if len(text) <= 160 else text[:157] + "..."
-    return text or type(e).__name__
-
-
-def _model_device(model) -> torch.device:
-    """Where ``model`` computes: its network's device, or its ``device`` setting."""
-    net = getattr(model, "net_", None)
-    if net is not None:
-        return next(net.parameters()).device
-    if getattr(model, "device", None) is not None:
-        return _device.resolve_device(model.device)
-    return torch.device("cpu")
-
-
-def _to_cpu(model) -> None:
-    """Move a fitted model's computation to the CPU (in place)."""
-    if getattr(model, "net_", None) is not None:
-        model.net_.to("cpu")
-    elif hasattr(model, "device"):
-        model.device = "cpu"
-
-
-def _transform(prepared: Prepared, model) -> np.ndarray:
-    if isinstance(model, STLNMF):
-        return model.transform(prepared.X, prepared.coords, prepared.regions)
-    return model.transform(prepared.X)
 
 
 def deconvolve(
@@ -444,7 +320,7 @@ def deconvolve(
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroCountSpotsWarning)
-        cells = _transform_with_fallback(prepared, model)
+        cells = _transform(prepared, model)
     zero = [w for w in caught if issubclass(w.category, ZeroCountSpotsWarning)]
     for w in caught:
         if w not in zero:
@@ -482,42 +358,35 @@ def deconvolve(
     return DeconvolutionResult(table, types, fractions, cells, means, meta, model)
 
 
-def _transform_with_fallback(prepared: Prepared, model) -> np.ndarray:
+def _transform(prepared: Prepared, model) -> np.ndarray:
     """``model``'s proportions; on GPU out-of-memory, the model moves to the CPU (it stays
     there) and the spots are deconvolved again, with a :class:`DeviceFallbackWarning`."""
-    return _with_cpu_fallback(
-        lambda on_cpu: _transform(prepared, model),
-        on_gpu=_model_device(model).type != "cpu",
-        prepared=prepared,
+    return _fallback.with_cpu_fallback(
+        lambda on_cpu: model.transform(prepared.X, prepared.coords, prepared.regions),
+        on_gpu=_fallback.model_device(model).type != "cpu",
+        shape=prepared.X.shape,
         what="deconvolve",
         message=lambda reason: (
             f"the GPU ran out of memory while deconvolving {prepared.X.shape[0]} spots "
             f"({reason}); deconvolving again on the CPU (the model now stays on the CPU)"
         ),
-        to_cpu=lambda: _to_cpu(model),
+        to_cpu=lambda: _fallback.to_cpu(model),
         stacklevel=4,
     )
 
 
 def _model_info(model) -> dict:
+    """The model's part of run.json: its class; for a trained network also its settings,
+    where it ran, its learned parameters and its training summary."""
     info = {"method": type(model).__name__}
-    if isinstance(model, STLNMF):
-        info.update({k: getattr(model, k) for k in STLNMF.SETTINGS})
+    if getattr(model, "net_", None) is not None:
+        info.update(model.get_params())
         info["device"] = str(next(model.net_.parameters()).device)
         info["learned"] = model.learned_parameters()
         info["epochs_run"] = len(model.history_)
         if model.history_:
             info["best_val_rmse"] = float(min(h.get("val_rmse", np.inf) for h in model.history_))
     return info
-
-
-def rounded(v, digits: int = 4):
-    """Floats in nested dicts/lists rounded, for display (learned parameters)."""
-    if isinstance(v, dict):
-        return {k: rounded(x, digits) for k, x in v.items()}
-    if isinstance(v, list):
-        return [rounded(x, digits) for x in v]
-    return round(v, digits) if isinstance(v, float) else v
 
 
 def versions() -> dict:

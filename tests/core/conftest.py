@@ -3,8 +3,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from napari_stlnmf.core.data_terms import DenseKLData, FrobeniusData, KLData
 from napari_stlnmf.core.graph import build_graph
-from napari_stlnmf.core.layers import DenseKLData, FrobeniusData, KLData
 
 
 def random_problem(seed=0, m=60, n=40, k=5, n_regions=3):

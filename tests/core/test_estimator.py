@@ -188,11 +188,11 @@ def test_cuda_request_without_cuda_is_a_clear_error(small_slide):
 
 
 def test_randomised_simulation_draws_each_slide_within_its_ranges():
-    from napari_stlnmf.core.estimator import _randomised
+    from napari_stlnmf.core.training_data import randomised
 
     base = SimulationSettings(depth=0.3, platform_sigma=0.1)
     gen = np.random.default_rng(0)
-    draws = [_randomised(base, gen) for _ in range(200)]
+    draws = [randomised(base, gen) for _ in range(200)]
     scale = np.array([d.field_scale for d in draws])
     strength = np.array([d.field_strength for d in draws])
     cells = np.array([d.mean_cells for d in draws])

@@ -1,13 +1,14 @@
 """Saving and loading fitted models without pickle."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from napari_stlnmf import STLNMF, load_model, save_model
-from napari_stlnmf.core.simulate import simulate_demo_slide
+from napari_stlnmf import STLNMF, Reference, load_model, save_model
+from napari_stlnmf.core.simulate import SimulationSettings, simulate_demo_slide
 from napari_stlnmf.io.model_file import ModelFileError
 
 
@@ -94,3 +95,98 @@ def test_corrupt_tampered_and_foreign_files(fitted, tmp_path):
 def test_unfitted_model_cannot_be_saved(tmp_path):
     with pytest.raises(RuntimeError, match="not fitted"):
         save_model(STLNMF(), tmp_path / "x.safetensors")
+
+
+DATA = Path(__file__).parent / "data"
+OLD_MODEL = DATA / "model_v1_napari_stlnmf_0.1.0.safetensors"
+
+
+def test_model_saved_by_0_1_0_still_loads_and_predicts_the_same():
+    """Written by napari-stlnmf 0.1.0 (commit 3e5c9a8: settings as a hand-kept list, the
+    library sizes attached to the estimator) with ``STLNMF(epochs=1, n_layers=4,
+    warm_start=5, tied=False, n_train_slides=1, n_val_slides=1, random_state=2)`` fitted
+    on ``simulate_demo_slide(n_rows=8, n_cols=9, n_types=3, n_genes=30, seed=5)``."""
+    d = simulate_demo_slide(n_rows=8, n_cols=9, n_types=3, n_genes=30, seed=5)
+    model = load_model(OLD_MODEL, genes=d["genes"], cell_types=d["cell_types"])
+    expected = np.loadtxt(DATA / "model_v1_napari_stlnmf_0.1.0_proportions.csv", delimiter=",")
+    np.testing.assert_allclose(
+        model.transform(d["counts"], d["coords"], d["regions"]), expected, rtol=0, atol=1e-7
+    )
+    np.testing.assert_array_equal(model.reference_.library_sizes, [11.5, 20.25, 7.0])
+    np.testing.assert_array_equal(model.library_sizes_, [11.5, 20.25, 7.0])
+    assert model.n_layers == 4 and model.tied is False and model.random_state == 2
+    assert model.prior == "auto" and model.simulation is None  # not saved by 0.1.0: defaults
+    assert len(model.history_) == 2
+
+
+def test_every_setting_and_the_library_sizes_round_trip(tmp_path):
+    d = simulate_demo_slide(n_rows=8, n_cols=9, n_types=3, n_genes=30, seed=5)
+    ref = Reference.from_signatures(
+        d["reference"].signatures, d["genes"], d["cell_types"], library_sizes=[3.0, 4.0, 5.0]
+    )
+    est = STLNMF(
+        epochs=0,
+        n_layers=3,
+        n_val_slides=4,
+        holdout_cells=True,
+        simulation=SimulationSettings(depth=0.25),
+        prior="none",
+        init={"lambda1": 0.5},
+        device="cpu",
+    ).fit(ref, d["coords"], d["regions"])
+    loaded = load_model(save_model(est, tmp_path / "m.safetensors"))
+    assert loaded.get_params() == est.get_params()
+    assert loaded.simulation == SimulationSettings(depth=0.25)
+    np.testing.assert_array_equal(loaded.reference_.library_sizes, [3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(
+        loaded.transform(d["counts"], d["coords"], d["regions"]),
+        est.transform(d["counts"], d["coords"], d["regions"]),
+    )
+
+
+def test_state_round_trip_in_memory(fitted):
+    est, d = fitted
+    config, tensors, meta = est._get_state()
+    json.dumps([config, meta])  # plain JSON
+    again = STLNMF._from_state(config, tensors, meta)
+    np.testing.assert_array_equal(
+        again.transform(d["counts"], d["coords"], d["regions"]),
+        est.transform(d["counts"], d["coords"], d["regions"]),
+    )
+    assert again.regions_ == est.regions_ and again.pitch_ == est.pitch_
+
+
+def _resave(path, tmp_path, edit):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        info = json.loads(f.metadata()["stlnmf"])
+    edit(info)
+    out = tmp_path / "edited.safetensors"
+    save_file(load_file(str(path)), str(out), metadata={"stlnmf": json.dumps(info)})
+    return out
+
+
+def test_file_without_library_sizes_uses_the_signatures(fitted, tmp_path):
+    est, _ = fitted
+    path = _resave(
+        save_model(est, tmp_path / "m.safetensors"), tmp_path, lambda m: m.pop("library_sizes")
+    )
+    loaded = load_model(path)
+    np.testing.assert_allclose(loaded.library_sizes_, est.reference_.signatures.sum(0))
+
+
+def test_bad_setting_in_a_file_is_a_model_file_error(fitted, tmp_path):
+    est, _ = fitted
+    path = save_model(est, tmp_path / "m.safetensors")
+    bad = _resave(path, tmp_path, lambda m: m["settings"].update(epochs=-1))
+    with pytest.raises(ModelFileError, match=r"edited.safetensors: .*'epochs'"):
+        load_model(bad)
+    newer = _resave(path, tmp_path, lambda m: m["settings"].update(from_the_future=1))
+    assert load_model(newer).epochs == est.epochs  # settings this version lacks are ignored
+
+
+def test_model_file_error_is_an_input_error():
+    from napari_stlnmf.io.errors import InputError
+
+    assert issubclass(ModelFileError, InputError) and issubclass(ModelFileError, ValueError)

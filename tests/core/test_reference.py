@@ -51,3 +51,20 @@ def test_signature_references_weigh_every_gene_equally_and_bad_weights_fail():
     np.testing.assert_array_equal(ref.weights, [1.0, 1.0])
     with pytest.raises(ValueError, match="gene_weights must be 2 positive"):
         Reference(sig, ["g0", "g1"], ["a", "b"], gene_weights=np.array([1.0, 0.0]))
+
+
+def test_library_sizes_default_given_checked_and_kept():
+    sig = np.array([[1.0, 2.0], [3.0, 0.5], [0.0, 1.5]])
+    genes, types = ["g0", "g1", "g2"], ["a", "b"]
+    ref = Reference.from_signatures(sig, genes, types)
+    np.testing.assert_array_equal(ref.library_sizes, [4.0, 4.0])  # default: column sums
+    ref = Reference.from_signatures(sig, genes, types, library_sizes=[40, 10])
+    np.testing.assert_array_equal(ref.library_sizes, [40.0, 10.0])
+    assert ref.library_sizes.dtype == np.float64
+    # over all genes: subsetting the genes keeps them
+    np.testing.assert_array_equal(ref.subset_genes(["g1"]).library_sizes, [40.0, 10.0])
+    cells = Reference.from_cells(np.ones((4, 3)), list("aabb"), genes, library_sizes=[7, 8])
+    np.testing.assert_array_equal(cells.library_sizes, [7.0, 8.0])
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0], ["x", "y"], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match="library_sizes must be 2 positive finite numbers"):
+            Reference(sig, genes, types, library_sizes=bad)

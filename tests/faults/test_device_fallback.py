@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+import napari_stlnmf._fallback as fallback
 import napari_stlnmf.core.device as device_mod
-import napari_stlnmf.pipeline as pipeline
 from napari_stlnmf.cli import main
 from napari_stlnmf.core.estimator import STLNMF, PlainKL
 from napari_stlnmf.pipeline import (
@@ -97,8 +97,8 @@ def test_inference_oom_moves_the_model_to_cpu(prepared, cpu_run, monkeypatch):
     model = train(prepared, seed=3, device="cpu", options=TINY)
     on_gpu = {"model": True}
     real_device, real_to_cpu, real_transform = (
-        pipeline._model_device,
-        pipeline._to_cpu,
+        fallback.model_device,
+        fallback.to_cpu,
         STLNMF.transform,
     )
     calls = []
@@ -116,8 +116,8 @@ def test_inference_oom_moves_the_model_to_cpu(prepared, cpu_run, monkeypatch):
             raise torch.OutOfMemoryError(GPU_OOM)
         return real_transform(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_model_device", model_device)
-    monkeypatch.setattr(pipeline, "_to_cpu", to_cpu)
+    monkeypatch.setattr(fallback, "model_device", model_device)
+    monkeypatch.setattr(fallback, "to_cpu", to_cpu)
     monkeypatch.setattr(STLNMF, "transform", transform)
     with pytest.warns(DeviceFallbackWarning, match="deconvolving again on the CPU") as rec:
         result = deconvolve(prepared, model)
@@ -130,7 +130,6 @@ def test_inference_oom_moves_the_model_to_cpu(prepared, cpu_run, monkeypatch):
 def test_plain_kl_on_cuda_falls_back_by_its_device_setting(prepared, fake_cuda, monkeypatch):
     expected = deconvolve(prepared, train(prepared, method="plainkl", device="cpu"))
     model = PlainKL(device="cuda").fit(prepared.reference)
-    model.library_sizes_ = prepared.library_sizes
     real = PlainKL.transform
 
     def transform(self, X, *a, **kw):

@@ -4,6 +4,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from napari.layers import Image, Labels, Points
 
 from napari_stlnmf._reader import get_reader, read_slide
 from napari_stlnmf._writer import write_proportions
@@ -42,7 +43,7 @@ def test_reader_layers_land_on_the_right_pixels(make_napari_viewer, outs):
     image, spots = add_tuples(viewer, read_slide(str(outs.outs)))
     assert image.rgb and image.data.shape[:2] == (250, 300)
     np.testing.assert_allclose(image.scale, [1 / HIRES, 1 / HIRES])
-    assert spots._type_string == "points"
+    assert isinstance(spots, Points)
     assert spots.data.shape == (int(outs.in_tissue.sum()), 2)
     np.testing.assert_allclose(spots.size, SPOT_DIAMETER)
     assert list(spots.features.columns[:3]) == ["barcode", "total_counts", "region"]
@@ -165,7 +166,7 @@ def test_large_path_raster_and_type_switch(make_napari_viewer):
     table = table_for(n=400)
     layers = show_results(viewer, table, ["A", "B", "C"], slide="big", large=True)
     raster, dominant = layers
-    assert raster._type_string == "image" and dominant._type_string == "labels"
+    assert isinstance(raster, Image) and isinstance(dominant, Labels)
     assert len(viewer.layers) == 2
     assert raster.opacity < 1 and dominant.opacity < 1
     for t in ("B", "C"):
@@ -177,7 +178,7 @@ def test_large_path_raster_and_type_switch(make_napari_viewer):
             row, col = np.rint(raster.world_to_data((table.y[i], table.x[i]))).astype(int)
             assert raster.data[row, col] == pytest.approx(table[t][i], abs=1e-6)
     # not a single Points layer with 400 points was made
-    assert not [ly for ly in viewer.layers if ly._type_string == "points"]
+    assert not [ly for ly in viewer.layers if isinstance(ly, Points)]
     assert LARGE_SLIDE_SPOTS == 100_000
 
 

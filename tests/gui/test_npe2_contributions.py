@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from napari.layers import Image, Points
 from npe2 import PluginManifest
 
 from napari_stlnmf.gui.dock import StlnmfWidget
@@ -80,16 +81,16 @@ def test_widget_opens_from_the_plugins_menu(make_napari_viewer, qtbot, name):
 @pytest.mark.parametrize(
     ("key", "kinds"),
     [
-        ("mouse_brain", ["image", "points", "points"]),
-        ("hippocampus", ["points"]),
-        ("simulated_slide", ["points"]),
+        ("mouse_brain", [Image, Points, Points]),
+        ("hippocampus", [Points]),
+        ("simulated_slide", [Points]),
     ],
 )
 def test_samples_open_through_open_sample(make_napari_viewer, key, kinds):
     viewer = make_napari_viewer()
     layers = viewer.open_sample(PLUGIN, key)
-    assert [ly._type_string for ly in layers] == kinds
-    points = [ly for ly in layers if ly._type_string == "points"][0]
+    assert [type(ly) for ly in layers] == kinds
+    points = [ly for ly in layers if isinstance(ly, Points)][0]
     assert len(points.data) > 100
     assert np.isfinite(points.data).all()
 
@@ -98,7 +99,7 @@ def test_reader_opens_an_outs_folder_through_viewer_open(make_napari_viewer, tmp
     outs = make_outs(tmp_path)
     viewer = make_napari_viewer()
     layers = viewer.open(str(outs.outs), plugin=PLUGIN)
-    assert [ly._type_string for ly in layers] == ["image", "points"]
+    assert [type(ly) for ly in layers] == [Image, Points]
     spots = layers[1]
     assert len(spots.data) == int(outs.in_tissue.sum())
     assert spots.metadata["stlnmf"]["kind"] == "spots"
@@ -107,7 +108,7 @@ def test_reader_opens_an_outs_folder_through_viewer_open(make_napari_viewer, tmp
 def test_reader_opens_the_bundled_outs_folder(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open(str(sample_path("mouse_brain") / "outs"), plugin=PLUGIN)
-    assert [ly._type_string for ly in layers] == ["image", "points"]
+    assert [type(ly) for ly in layers] == [Image, Points]
     assert len(layers[1].data) == 2310
 
 

@@ -83,7 +83,7 @@ SMALL = {"n_layers": 3, "warm_start": 20, "max_train_spots": 300, "n_train_slide
 def test_outcome_matches_the_network_the_model_kept(prepared_sample, lr):
     """The reported best epoch is the one whose parameters the model holds: with a step
     too small to change anything, the untrained (initial) parameters are kept."""
-    from napari_stlnmf.core.model import NetConfig
+    from napari_stlnmf.core.network import NetConfig
     from napari_stlnmf.pipeline import train
 
     model = train(prepared_sample, seed=0, device="cpu", options={**SMALL, "epochs": 2, "lr": lr})

@@ -23,7 +23,9 @@ from napari_stlnmf.cli import main
 from napari_stlnmf.io.errors import InputError
 from napari_stlnmf.io.model_file import ModelFileError
 
-API_ERRORS = (InputError, ModelFileError)
+#: What bad input raises through the API: InputError, of which ModelFileError is one.
+API_ERRORS = InputError
+assert issubclass(ModelFileError, InputError)
 
 
 @dataclass

@@ -1,17 +1,21 @@
 """Pure-compute core of napari-stlnmf: numpy, scipy and torch only (no files, no Qt)."""
 
-from .estimator import NNLS, STLNMF, PlainKL, ZeroCountSpotsWarning
+from .base import ZeroCountSpotsWarning
+from .baselines import NNLS, PlainKL
+from .estimator import STLNMF
 from .graph import SpotGraph, build_graph, spot_pitch
-from .model import NetConfig, STLNMFNet
+from .network import NetConfig, STLNMFNet
 from .reference import Reference
 from .simulate import SimulationSettings, simulate_slide
 from .train import TrainingCancelled, TrainingProgress
+from .validation import InvalidParameterError
 
 __all__ = [
     "STLNMF",
     "PlainKL",
     "NNLS",
     "ZeroCountSpotsWarning",
+    "InvalidParameterError",
     "Reference",
     "SpotGraph",
     "build_graph",

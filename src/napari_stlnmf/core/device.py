@@ -6,12 +6,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["resolve_device", "available_devices", "cpu_threads", "threads_for"]
-
-
-def available_devices() -> list[str]:
-    """Devices usable here, e.g. ``["cpu", "cuda"]``."""
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+__all__ = ["resolve_device", "cpu_threads", "threads_for"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -1,279 +1,56 @@
-"""scikit-learn-style estimators: STL NMF and the baselines it is measured against.
+"""STL NMF, the estimator: settings, fit (training on simulated slides), transform.
 
-All estimators share one contract::
-
-    est.fit(reference, coords, regions=None, X=None)   # X: optional target counts
-    props = est.transform(X, coords, regions=None)    # (m, k) cell fractions, rows sum to 1
-
-``X`` is spots x genes (raw counts, dense or scipy sparse) in the reference's gene order.
-Spots with no counts on the used genes get a NaN row and a :class:`ZeroCountSpotsWarning`.
+The baselines it is measured against are in :mod:`.baselines`, the shared contract in
+:mod:`.base`, the training slides in :mod:`.training_data`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import warnings
 from collections.abc import Callable
+from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.optimize import nnls
-from scipy.spatial import cKDTree
 
+from .base import ZeroCountSpotsWarning, _Base, to_jsonable
+from .baselines import NNLS, PlainKL
+from .data_terms import make_data_term
 from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
-from .layers import FrobeniusData, make_kl_data
-from .model import NetConfig, STLNMFNet, plain_updates
+from .network import DATA_TERMS, GROUPS, INIT_FIELDS, UPDATES, NetConfig, STLNMFNet, is_net_init
 from .reference import Reference
-from .simulate import SimulationSettings, simulate_slide
-from .train import TrainingProgress, TrainingSlide, train_network
+from .simulate import SimulationSettings
+from .train import TrainingProgress, train_network
+from .training_data import (
+    check_prior_shape,
+    is_prior_array,
+    is_simulation_dict,
+    simulation_settings,
+    training_slides,
+)
+from .validation import (
+    Check,
+    Interval,
+    Options,
+    check_coords,
+    check_reference,
+    check_regions,
+    check_tensors,
+    is_device_name,
+)
 
-__all__ = ["STLNMF", "PlainKL", "NNLS", "ZeroCountSpotsWarning", "check_counts"]
-
-
-class ZeroCountSpotsWarning(UserWarning):
-    """Some spots have no counts on the genes used; their proportions are NaN."""
-
-
-# --------------------------------------------------------------------------------------
-# input validation, done once at the edge
-# --------------------------------------------------------------------------------------
-def check_counts(X, n_genes: int | None = None, name: str = "X") -> sp.csr_matrix:
-    """Validate a spots x genes count matrix and return it as float64 CSR."""
-    if hasattr(X, "to_numpy") and not sp.issparse(X):
-        X = X.to_numpy()
-    x = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else None
-    if x is None:
-        arr = np.asarray(X)
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (spots x genes), got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-        x = sp.csr_matrix(arr.astype(np.float64))
-    if n_genes is not None and x.shape[1] != n_genes:
-        raise ValueError(
-            f"{name} has {x.shape[1]} genes (columns) but the reference has {n_genes}: "
-            "align the genes first (same genes, same order)"
-        )
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} has no spots")
-    if not np.all(np.isfinite(x.data)):
-        raise ValueError(f"{name} contains NaN or infinite counts")
-    if (x.data < 0).any():
-        raise ValueError(f"{name} contains negative counts")
-    # never modify the caller's matrix (csr_matrix shares its arrays when it can)
-    if not x.has_canonical_format or (x.data == 0).any():
-        x = x.copy()
-        x.sum_duplicates()
-        x.eliminate_zeros()
-    return x
-
-
-def _check_coords(coords, m: int) -> np.ndarray:
-    c = np.asarray(coords, dtype=np.float64)
-    if c.ndim != 2 or c.shape[1] != 2:
-        raise ValueError(f"coords must have shape (n_spots, 2), got {c.shape}")
-    if c.shape[0] != m:
-        raise ValueError(f"coords have {c.shape[0]} spots but the counts have {m}")
-    if not np.all(np.isfinite(c)):
-        raise ValueError("coords contain NaN or infinite values")
-    if m > 1:
-        pairs = cKDTree(c).query_pairs(0.0, output_type="ndarray")
-        if len(pairs):
-            i, j = pairs[0]
-            raise ValueError(
-                f"duplicated coordinates: {len(pairs)} pairs of spots share a position, "
-                f"e.g. spots {i} and {j} at {tuple(c[i])}"
-            )
-    return c
-
-
-def _check_regions(regions, m: int) -> np.ndarray:
-    if regions is None:
-        return np.zeros(m, dtype=np.int64)
-    r = np.asarray(regions)
-    if r.ndim != 1 or r.shape[0] != m:
-        raise ValueError(f"regions must have shape ({m},), got {r.shape}")
-    if r.dtype.kind == "f" and not np.all(np.isfinite(r)):
-        raise ValueError("regions contain NaN; use an integer label (0 = unassigned)")
-    return r
-
-
-def _check_reference(reference) -> Reference:
-    if not isinstance(reference, Reference):
-        raise TypeError(
-            "reference must be a napari_stlnmf.Reference (Reference.from_cells or "
-            f"Reference.from_signatures), got {type(reference).__name__}"
-        )
-    return reference
-
-
-def _used_genes(signatures: np.ndarray) -> np.ndarray:
-    """Genes the reference expresses at all; the others carry no information."""
-    return np.flatnonzero(signatures.sum(1) > 0)
-
-
-def _nonzero_spots(x: sp.csr_matrix) -> np.ndarray:
-    return np.asarray(x.sum(1)).ravel() > 0
-
-
-def _warn_zero(valid: np.ndarray) -> None:
-    n_zero = int((~valid).sum())
-    if n_zero:
-        warnings.warn(
-            f"{n_zero} of {valid.size} spots have no counts on the reference genes; "
-            "their proportions are NaN",
-            ZeroCountSpotsWarning,
-            stacklevel=3,
-        )
-
-
-def _torch_csr(x: sp.csr_matrix, device, dtype) -> torch.Tensor:
-    return torch.sparse_csr_tensor(
-        torch.as_tensor(x.indptr, dtype=torch.int64),
-        torch.as_tensor(x.indices, dtype=torch.int64),
-        torch.as_tensor(x.data, dtype=dtype),
-        size=x.shape,
-        check_invariants=False,
-    ).to(device)
-
-
-def make_data_term(
-    x: sp.csr_matrix, signatures: np.ndarray, kind: str, device, dtype, weights=None
-):
-    """Prepare a data term (KL or Frobenius) for counts ``x`` against ``signatures``;
-    ``weights`` (n_genes,) weight the genes of the KL term (None: all ones)."""
-    xt = _torch_csr(x, device, dtype)
-    sig = torch.as_tensor(signatures, dtype=dtype, device=device)
-    if kind == "kl":
-        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
-        return make_kl_data(xt, sig, w)
-    return FrobeniusData.from_counts(xt, sig)
-
-
-def _randomised(settings: SimulationSettings, gen: np.random.Generator) -> SimulationSettings:
-    """The simulator's unknowns drawn per slide around ``settings`` (domain randomisation):
-    how smooth the tissue is, how strongly compositions vary within a region, and how many
-    cells a spot holds are not known for a real slide, so the learned parameters are made
-    to work over a range of them."""
-    return dataclasses.replace(
-        settings,
-        field_scale=float(gen.uniform(1.0, 6.0)),
-        field_strength=float(gen.uniform(0.0, 1.5)),
-        mean_cells=float(gen.uniform(2.0, 10.0)),
-    )
-
-
-# --------------------------------------------------------------------------------------
-class _Base:
-    """Shared helpers: gene filtering, zero-spot handling, NaN re-insertion."""
-
-    reference_: Reference
-
-    def _check_fitted(self):
-        if not hasattr(self, "reference_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
-
-    @property
-    def cell_types_(self) -> list[str]:
-        return list(self.reference_.cell_types)
-
-    @property
-    def genes_(self) -> list[str]:
-        return list(self.reference_.genes)
-
-    def _split(self, X):
-        self._check_fitted()
-        x = check_counts(X, self.reference_.n_genes)
-        genes = _used_genes(self.reference_.signatures)
-        # slicing copies the whole matrix: only do it when something is dropped
-        if genes.size < x.shape[1]:
-            x = x[:, genes].tocsr()
-        valid = _nonzero_spots(x)
-        _warn_zero(valid)
-        if not valid.all():
-            x = x[valid].tocsr()
-        return x, self.reference_.signatures[genes], self.reference_.weights[genes], valid
-
-    @staticmethod
-    def _merge(props: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.full((valid.size, props.shape[1]), np.nan)
-        out[valid] = props
-        return out
-
-    def predict(self, X, coords=None, regions=None) -> np.ndarray:
-        """Alias of :meth:`transform`."""
-        return self.transform(X, coords, regions)
-
-    def fit_transform(self, reference, coords, regions=None, X=None, **kw) -> np.ndarray:
-        if X is None:
-            raise ValueError("fit_transform needs the target counts X")
-        return self.fit(reference, coords, regions, X=X, **kw).transform(X, coords, regions)
-
-
-class PlainKL(_Base):
-    """Poisson/KL multiplicative update on raw counts, no spatial term, nothing learned.
-
-    Parameters
-    ----------
-    n_iter : int, default 300
-    device : str, default "auto"
-    """
-
-    def __init__(self, n_iter: int = 300, device: str = "auto"):
-        self.n_iter = n_iter
-        self.device = device
-
-    def fit(self, reference, coords=None, regions=None, X=None, **_):
-        self.reference_ = _check_reference(reference)
-        return self
-
-    def transform(self, X, coords=None, regions=None) -> np.ndarray:
-        x, sig, _, valid = self._split(X)
-        dev = resolve_device(self.device)
-        data = make_data_term(x, sig, "kl", dev, torch.float32)
-        with torch.no_grad(), cpu_threads(threads_for(x.nnz * sig.shape[1], dev)):
-            u = torch.full(
-                (data.n_spots, data.n_types), 1.0 / data.n_types, dtype=torch.float32, device=dev
-            )
-            for _ in range(self.n_iter):
-                _, b, _, c = data.pieces(u)
-                u = u * c / b.clamp_min(1e-30)
-                u = u / u.sum(1, keepdim=True).clamp_min(1e-30)
-        return self._merge(u.double().cpu().numpy(), valid)
-
-
-class NNLS(_Base):
-    """Non-negative least squares per spot on library-size-normalised counts.
-
-    Solves ``min ||x_s / T_s - Bn u||`` with ``Bn`` the per-type mean profiles scaled to sum
-    1 (mRNA fractions); with ``cell_fractions=True`` (default) the result is divided by the
-    per-type library size so it estimates cell fractions like the other estimators.
-    """
-
-    def __init__(self, cell_fractions: bool = True):
-        self.cell_fractions = cell_fractions
-
-    def fit(self, reference, coords=None, regions=None, X=None, **_):
-        self.reference_ = _check_reference(reference)
-        return self
-
-    def transform(self, X, coords=None, regions=None) -> np.ndarray:
-        x, sig, _, valid = self._split(X)
-        lib = sig.sum(0)
-        bn = sig / lib
-        xn = sp.diags(1.0 / np.asarray(x.sum(1)).ravel()) @ x
-        out = np.empty((x.shape[0], sig.shape[1]))
-        for s in range(x.shape[0]):
-            out[s] = nnls(bn, xn[s].toarray().ravel())[0]
-        if self.cell_fractions:
-            out = out / lib
-        total = out.sum(1, keepdims=True)
-        out = np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
-        return self._merge(out, valid)
-
+__all__ = [
+    "STLNMF",
+    "DEFAULT_EPOCHS",
+    "DEFAULT_LAYERS",
+    "DEFAULT_WARM_START",
+    "GENE_WEIGHTS",
+    # re-exported from their new modules until every caller imports them from there
+    "PlainKL",
+    "NNLS",
+    "ZeroCountSpotsWarning",
+]
 
 # Shipped defaults, chosen by benchmarks/bench_accuracy.py (docs/benchmarks.md); the CLI
 # and the widget read them from here.
@@ -281,9 +58,17 @@ DEFAULT_EPOCHS = 20
 DEFAULT_LAYERS = 60
 DEFAULT_WARM_START = 100
 
+#: Allowed values of the ``gene_weights`` setting.
+GENE_WEIGHTS = ("fano", "none")
+
 
 class STLNMF(_Base):
     """Spatial transcriptomics learned NMF: an unrolled, spatially regularised NMF.
+
+    The settings are stored as given; :meth:`fit` (and :meth:`transform`, for the ones it
+    uses) checks them first against ``_parameter_constraints`` and raises
+    :class:`~napari_stlnmf.core.validation.InvalidParameterError` (a ValueError) naming
+    the setting. :meth:`get_params` / :meth:`set_params` read and change them.
 
     Parameters
     ----------
@@ -327,11 +112,11 @@ class STLNMF(_Base):
         (0–1.5) and mean cells per spot (2–10) at random around ``simulation``, so the
         learned parameters hold over tissues of unknown smoothness (domain randomisation;
         ``docs/benchmarks.md``). False simulates every slide with ``simulation`` as given.
-    simulation : SimulationSettings, optional
+    simulation : SimulationSettings or dict of its fields, optional
     init : dict, optional
         Initial ``lambda1..3``, ``sigma1``, ``sigma2``, ``omega`` (see :class:`NetConfig`).
-    device : {"auto", "cpu", "cuda"}, default "auto"
-    random_state : int, default 0
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
+    random_state : int >= 0, default 0
 
     Attributes
     ----------
@@ -341,26 +126,47 @@ class STLNMF(_Base):
         Region labels seen in :meth:`fit`, in the order of the rows of ``omega``.
     history_ : list of dict
     fit_seconds_ : float
+    library_sizes_ : ndarray
+        ``reference_.library_sizes``.
     """
 
-    # Plain-valued settings: saved with a model (io/model_file.py) and reported in run.json.
-    SETTINGS = (
-        "data_term",
-        "gene_weights",
-        "group",
-        "update",
-        "n_layers",
-        "warm_start",
-        "tied",
-        "epochs",
-        "lr",
-        "patience",
-        "n_train_slides",
-        "randomise",
-        "max_train_spots",
-        "radius",
-        "random_state",
-    )
+    _parameter_constraints = {
+        "data_term": [Options(DATA_TERMS)],
+        "gene_weights": [Options(GENE_WEIGHTS)],
+        "group": [Options(GROUPS)],
+        "update": [Options(UPDATES)],
+        "n_layers": [Interval(Integral, 1, None)],
+        "warm_start": [Interval(Integral, 0, None)],
+        "tied": ["boolean"],
+        "epochs": [Interval(Integral, 0, None)],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "patience": [Interval(Integral, 1, None)],
+        "n_train_slides": [Interval(Integral, 1, None)],
+        "n_val_slides": [Interval(Integral, 1, None)],
+        "max_train_spots": [Interval(Integral, 2, None)],
+        "radius": [Interval(Real, 0, None, closed="neither")],
+        "prior": [
+            Options(("auto", "none")),
+            Check(is_prior_array, "an (n_regions, n_types) array of non-negative numbers"),
+        ],
+        "holdout_cells": ["boolean"],
+        "randomise": ["boolean"],
+        "simulation": [
+            None,
+            SimulationSettings,
+            Check(is_simulation_dict, "a dict of SimulationSettings fields"),
+        ],
+        "init": [
+            None,
+            Check(
+                is_net_init, "a dict of positive " + ", ".join(INIT_FIELDS) + " (and warm_start)"
+            ),
+        ],
+        "device": [Check(is_device_name, "'auto', 'cpu', 'cuda' or 'cuda:N'")],
+        "random_state": [Interval(Integral, 0, None)],
+    }
+    #: settings that :meth:`transform` uses
+    _transform_params = ("data_term", "gene_weights", "radius")
 
     def __init__(
         self,
@@ -411,10 +217,6 @@ class STLNMF(_Base):
 
     # ---------------------------------------------------------------------------------
     def _config(self, n_types: int, n_regions: int) -> NetConfig:
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-        if self.warm_start < 0:
-            raise ValueError(f"warm_start must be >= 0, got {self.warm_start}")
         init = dict(self.init or {})
         init.setdefault("warm_start", int(self.warm_start))
         return NetConfig(
@@ -436,8 +238,6 @@ class STLNMF(_Base):
         )
 
     def _prepare(self, x, sig, weights, coords, region_idx, pitch, dev, dtype=torch.float32):
-        if self.gene_weights not in ("fano", "none"):
-            raise ValueError(f"gene_weights must be 'fano' or 'none', got {self.gene_weights!r}")
         w = weights if self.gene_weights == "fano" else None
         data = make_data_term(x, sig, self.data_term, dev, dtype, w)
         graph = build_graph(coords, region_idx, self.radius, pitch, dtype).to(dev)
@@ -471,12 +271,14 @@ class STLNMF(_Base):
         -------
         self
         """
-        reference = _check_reference(reference)
+        self._validate_params()
+        reference = check_reference(reference)
         coords = np.asarray(coords, dtype=np.float64)
-        coords = _check_coords(coords, coords.shape[0] if coords.ndim == 2 else -1)
+        coords = check_coords(coords, coords.shape[0] if coords.ndim == 2 else -1)
         m = coords.shape[0]
-        regions = _check_regions(regions, m)
+        regions = check_regions(regions, m)
         region_labels = sorted(set(regions.tolist()), key=lambda v: (str(type(v)), v))
+        check_prior_shape(self.prior, len(region_labels), reference.n_types)
         lookup = {r: i for i, r in enumerate(region_labels)}
         region_idx = np.array([lookup[r] for r in regions.tolist()], dtype=np.int64)
         dev = resolve_device(self.device)
@@ -487,8 +289,24 @@ class STLNMF(_Base):
         net = STLNMFNet(self._config(reference.n_types, len(region_labels))).to(dev)
         history: list[dict] = []
         if self.epochs > 0:
-            train, val = self._training_slides(
-                reference, coords, region_idx, X, rng, dev, net.config.warm_start
+            train, val = training_slides(
+                reference,
+                coords,
+                region_idx,
+                X,
+                rng,
+                dev,
+                prepare=self._prepare,
+                warm=net.config.warm_start,
+                epochs=self.epochs,
+                n_train_slides=self.n_train_slides,
+                n_val_slides=self.n_val_slides,
+                max_train_spots=self.max_train_spots,
+                randomise=self.randomise,
+                holdout_cells=self.holdout_cells,
+                simulation=simulation_settings(self.simulation),
+                prior=self.prior,
+                device=self.device,
             )
             # training crops are small: one thread is faster, and robust on a busy machine
             with cpu_threads(threads_for(0, dev)):
@@ -511,102 +329,13 @@ class STLNMF(_Base):
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _training_slides(self, reference, coords, region_idx, X, rng, dev, warm: int):
-        """Validation slides, and a function drawing fresh training slides per epoch."""
-        if self.holdout_cells and reference.cells is not None and reference.labels is not None:
-            sig_ref, sim_ref = reference.split_cells(0.5, rng)
-        else:
-            sig_ref = sim_ref = reference
-        settings = self._calibrated_settings(sim_ref, X, rng)
-        prior = self._region_prior(reference, X, coords, region_idx)
-        pitch = spot_pitch(coords)
-        genes = _used_genes(sig_ref.signatures)
-        signatures = sig_ref.signatures[genes]
-        weights = sig_ref.weights[genes]
-        tree = cKDTree(coords)
-
-        def one_slide(gen: np.random.Generator) -> TrainingSlide:
-            if coords.shape[0] > self.max_train_spots:
-                centre = coords[gen.integers(coords.shape[0])]
-                _, idx = tree.query(centre, k=self.max_train_spots)
-                idx = np.sort(idx)
-            else:
-                idx = np.arange(coords.shape[0])
-            slide_settings = _randomised(settings, gen) if self.randomise else settings
-            sim = simulate_slide(sim_ref, coords[idx], region_idx[idx], gen, slide_settings, prior)
-            x = sim.counts[:, genes].tocsr()
-            keep = _nonzero_spots(x)
-            idx, x, truth = idx[keep], x[keep], sim.proportions[keep]
-            data, graph, ridx = self._prepare(
-                x, signatures, weights, coords[idx], region_idx[idx], pitch, dev
-            )
-            truth = torch.as_tensor(truth, dtype=torch.float32, device=dev)
-            start = None
-            if warm > 0:
-                k = signatures.shape[1]
-                uniform = torch.full((data.n_spots, k), 1.0 / k, device=dev)
-                start = plain_updates(uniform, data, warm)
-            return TrainingSlide(data, graph, ridx, truth, start)
-
-        val = [one_slide(rng) for _ in range(self.n_val_slides)]
-        seeds = rng.integers(0, 2**63 - 1, size=self.epochs + 1)
-
-        def draw(epoch: int) -> list[TrainingSlide]:
-            gen = np.random.default_rng(seeds[epoch])
-            return [one_slide(gen) for _ in range(self.n_train_slides)]
-
-        return draw, val
-
-    def _calibrated_settings(self, sim_ref, X, rng) -> SimulationSettings:
-        """Simulation settings whose sequencing depth matches the target slide's.
-
-        The amount of spatial smoothing worth learning depends on how noisy the counts are,
-        so the simulated spots get the target's median total count (when X is given and
-        ``simulation.depth`` was not set by the caller).
-        """
-        settings = self.simulation or SimulationSettings()
-        if X is None or self.simulation is not None:
-            return settings
-        x = check_counts(X, sim_ref.n_genes)[:, _used_genes(sim_ref.signatures)]
-        totals = np.asarray(x.sum(1)).ravel()
-        target = float(np.median(totals[totals > 0])) if (totals > 0).any() else 0.0
-        if target <= 0:
-            return settings
-        per_cell = float(np.mean(sim_ref.signatures.sum(0)))
-        depth = target / (settings.mean_cells * per_cell)
-        return dataclasses.replace(settings, depth=float(np.clip(depth, 1e-4, 1e4)))
-
-    def _region_prior(self, reference, X, coords, region_idx):
-        if isinstance(self.prior, str):
-            if self.prior == "none" or X is None:
-                return None
-            if self.prior != "auto":
-                raise ValueError(f"prior must be 'auto', 'none' or an array, got {self.prior!r}")
-            est = PlainKL(n_iter=200, device=self.device).fit(reference)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ZeroCountSpotsWarning)
-                props = est.transform(X)
-            n_reg = int(region_idx.max()) + 1
-            prior = np.full((n_reg, reference.n_types), 1.0 / reference.n_types)
-            for r in range(n_reg):
-                rows = props[(region_idx == r) & np.isfinite(props).all(1)]
-                if len(rows):
-                    prior[r] = rows.mean(0)
-            return prior
-        prior = np.asarray(self.prior, dtype=np.float64)
-        n_reg = int(region_idx.max()) + 1
-        if prior.shape != (n_reg, reference.n_types):
-            raise ValueError(
-                f"prior must have shape ({n_reg}, {reference.n_types}), got {prior.shape}"
-            )
-        return prior / prior.sum(1, keepdims=True)
-
     def transform(self, X, coords, regions=None, callback=None) -> np.ndarray:
         """Cell-type fractions of every spot, (m, k); NaN rows for spots with no counts."""
+        self._validate_params(self._transform_params)
         x, sig, weights, valid = self._split(X)
         m = valid.size
-        coords = _check_coords(coords, m)
-        regions = _check_regions(regions, m)
+        coords = check_coords(coords, m)
+        regions = check_regions(regions, m)
         region_idx = self._region_index(regions)
         dev = next(self.net_.parameters()).device
         data, graph, ridx = self._prepare(
@@ -642,3 +371,86 @@ class STLNMF(_Base):
             "sigma2": sig[:, 1].tolist(),
             "omega": {str(r): om[i].tolist() for i, r in enumerate(self.regions_)},
         }
+
+    # -- state, for saving without pickle (io/model_file.py) ---------------------------
+    def _get_state(self) -> tuple[dict, dict[str, torch.Tensor], dict]:
+        """The fitted estimator as plain data, for :meth:`_from_state`.
+
+        Returns
+        -------
+        config : dict
+            Its settings, :meth:`get_params` (JSON types).
+        tensors : dict of str to Tensor
+            The network's parameters, ``signatures`` and ``gene_weights`` (CPU, contiguous;
+            the gene weights came from reference cells, which are not kept).
+        meta : dict
+            JSON types: ``network`` (the :class:`NetConfig`), ``cell_types``, ``genes``,
+            ``regions``, ``pitch``, ``history`` and ``library_sizes``.
+        """
+        self._check_fitted()
+        ref = self.reference_
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        tensors["signatures"] = torch.as_tensor(
+            np.ascontiguousarray(ref.signatures), dtype=torch.float64
+        )
+        tensors["gene_weights"] = torch.as_tensor(
+            np.ascontiguousarray(ref.weights), dtype=torch.float64
+        )
+        meta = {
+            "network": self.net_.config.to_dict(),
+            "cell_types": list(ref.cell_types),
+            "genes": list(ref.genes),
+            "regions": [to_jsonable(r) for r in self.regions_],
+            "pitch": self.pitch_,
+            "history": self.history_,
+            "library_sizes": [float(v) for v in ref.library_sizes],
+        }
+        return self.get_params(), tensors, meta
+
+    @classmethod
+    def _from_state(cls, config: dict, tensors: dict, meta: dict) -> STLNMF:
+        """A fitted estimator from :meth:`_get_state`'s three parts, checked before use.
+
+        Settings this version does not know are ignored, missing ones take their defaults
+        (``meta["library_sizes"]`` too: the signatures' column sums). Raises ValueError
+        (or TypeError) naming the first inconsistency: a setting, the network config
+        against the cell types and regions, a tensor's presence, shape or finiteness, the
+        reference or the library sizes.
+        """
+        names = cls._param_names()
+        model = cls(**{k: v for k, v in config.items() if k in names})
+        model._validate_params()
+        model.simulation = simulation_settings(model.simulation)
+        ctypes, genes, regions = meta["cell_types"], meta["genes"], meta["regions"]
+        try:
+            net_config = NetConfig(**meta["network"])
+        except TypeError as exc:
+            raise ValueError(f"invalid network config ({exc})") from None
+        k, n = len(ctypes), len(genes)
+        if net_config.n_types != k or net_config.n_regions != len(regions):
+            raise ValueError("config does not match its cell types / regions")
+        expected = {"signatures": (n, k), **STLNMFNet.parameter_shapes(net_config)}
+        check_tensors(tensors, expected, optional=("gene_weights",))
+        pitch = meta["pitch"]
+        if pitch not in Interval(Real, 0, None, closed="neither"):
+            raise ValueError(f"pitch must be a positive number, got {pitch!r}")
+        weights = tensors.get("gene_weights")
+        reference = Reference(
+            tensors["signatures"].numpy().astype(np.float64),
+            list(genes),
+            list(ctypes),
+            gene_weights=None if weights is None else weights.numpy().astype(np.float64),
+            library_sizes=meta.get("library_sizes"),
+        )
+        try:
+            net = STLNMFNet(net_config)
+        except ValueError as exc:
+            raise ValueError(f"invalid network config ({exc})") from None
+        net.load_state_dict({name: tensors[name].to(torch.float32) for name in net.state_dict()})
+        model.net_ = net.eval()
+        model.reference_ = reference
+        model.regions_ = list(regions)
+        model.pitch_ = float(pitch)
+        model.history_ = list(meta.get("history") or [])
+        model.fit_seconds_ = 0.0
+        return model

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from ._sparse import csr_tensor
+
 __all__ = ["SpotGraph", "build_graph", "spot_pitch"]
 
 
@@ -103,9 +105,7 @@ class SpotGraph:
         counts = torch.bincount(self.src, minlength=self.n_nodes)
         crow = torch.zeros(self.n_nodes + 1, dtype=torch.int64, device=self.src.device)
         crow[1:] = torch.cumsum(counts, 0)
-        return torch.sparse_csr_tensor(
-            crow, self.dst, w, size=(self.n_nodes, self.n_nodes), check_invariants=False
-        )
+        return csr_tensor(crow, self.dst, w, (self.n_nodes, self.n_nodes))
 
 
 def build_graph(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rmse", "mean_jsd", "mean_pearson", "score"]
+__all__ = ["rmse", "mean_jsd", "mean_pearson", "score", "truth_metrics"]
 
 
 def _valid(pred: np.ndarray, truth: np.ndarray):
@@ -53,3 +53,36 @@ def score(pred, truth) -> dict:
         "jsd": mean_jsd(pred, truth),
         "pearson": mean_pearson(pred, truth),
     }
+
+
+def truth_metrics(proportions, truth, cell_types=None) -> dict:
+    """Scores of a run's proportions against ground truth: the one rule behind ``run.json``
+    (``stlnmf deconvolve --sample``) and ``benchmarks/bench_accuracy.py``.
+
+    Parameters
+    ----------
+    proportions : DataFrame
+        Spots (index) x cell types, as :attr:`DeconvolutionResult.proportions`.
+    truth : DataFrame
+        Spots (index, each one also in ``proportions``) x cell types.
+    cell_types : list of str, optional
+        The types to score; default: the truth's columns.
+
+    Rules
+    -----
+    - Spots are the truth's, matched by index.
+    - A type the prediction lacks (e.g. left out of the reference for having too few
+      cells) is scored as predicted 0 everywhere.
+    - A spot whose predicted row is NaN (no counts on the genes used: the run's
+      ``n_spots_nan``) or whose truth row is NaN is left out of every metric (see
+      :func:`score`), never counted as 0.
+
+    Returns
+    -------
+    dict
+        ``{"rmse", "jsd", "pearson"}`` as floats.
+    """
+    types = list(truth.columns if cell_types is None else cell_types)
+    pred = proportions.reindex(columns=types, fill_value=0.0).loc[truth.index]
+    s = score(pred.to_numpy(dtype=np.float64), truth[types].to_numpy(dtype=np.float64))
+    return {k: float(v) for k, v in s.items()}

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from .validation import check_finite_nonnegative
+
 __all__ = ["Reference", "fano_weights"]
 
 
@@ -30,6 +32,11 @@ class Reference:
         Per-gene weight of the KL data term, ``1 / Fano factor`` of the gene's counts within
         a cell type (see :func:`fano_weights`); computed from the cells by
         :meth:`from_cells`, all ones when only signatures are known.
+    library_sizes : ndarray of shape (n_types,), optional
+        Mean total counts per cell of each type over *all* the genes measured in the
+        reference (not only the genes kept here), to turn cell fractions into mRNA
+        fractions. Default: the column sums of ``signatures``, i.e. over the reference's
+        genes. Kept by :meth:`subset_genes` and saved with a fitted model.
     """
 
     signatures: np.ndarray
@@ -39,6 +46,7 @@ class Reference:
     labels: np.ndarray | None = None
     n_cells_per_type: np.ndarray | None = field(default=None)
     gene_weights: np.ndarray | None = field(default=None)
+    library_sizes: np.ndarray | None = field(default=None)
 
     def __post_init__(self):
         sig = np.asarray(self.signatures, dtype=np.float64)
@@ -70,6 +78,18 @@ class Reference:
             if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
                 raise ValueError(f"gene_weights must be {n} positive finite numbers")
             self.gene_weights = w
+        if self.library_sizes is None:
+            lib = sig.sum(0)
+        else:
+            try:
+                lib = np.asarray(self.library_sizes, dtype=np.float64)
+            except (TypeError, ValueError):
+                lib = np.full(0, np.nan)
+            if lib.shape != (k,) or not np.all(np.isfinite(lib)) or (lib <= 0).any():
+                raise ValueError(
+                    f"library_sizes must be {k} positive finite numbers (one per cell type)"
+                )
+        self.library_sizes = lib
         self.signatures = sig
         self.genes = [str(g) for g in self.genes]
         self.cell_types = [str(t) for t in self.cell_types]
@@ -89,11 +109,6 @@ class Reference:
             return np.ones(self.n_genes)
         return self.gene_weights
 
-    @property
-    def library_sizes(self) -> np.ndarray:
-        """Mean total counts per cell of each type (n_types,)."""
-        return self.signatures.sum(0)
-
     @classmethod
     def from_cells(
         cls,
@@ -102,6 +117,7 @@ class Reference:
         genes,
         min_cells: int = 1,
         cell_types: list[str] | None = None,
+        library_sizes=None,
     ) -> Reference:
         """Build signatures as per-type mean raw counts of single cells.
 
@@ -116,6 +132,9 @@ class Reference:
             Types with fewer cells are dropped (``ValueError`` if fewer than 2 remain).
         cell_types : list of str, optional
             Order of the types; by default sorted labels.
+        library_sizes : array-like of shape (n_types,), optional
+            Mean counts per cell of each type over all measured genes, when ``counts``
+            hold only some of them (default: over the genes of ``counts``).
         """
         x = sp.csr_matrix(counts, dtype=np.float64)
         labels = np.asarray(labels).astype(str)
@@ -125,7 +144,7 @@ class Reference:
             )
         if x.shape[1] != len(genes):
             raise ValueError(f"reference counts have {x.shape[1]} genes but {len(genes)} names")
-        _check_counts(x.data, "reference counts")
+        check_finite_nonnegative(x.data, "reference counts")
         names, inverse, n_per = np.unique(labels, return_inverse=True, return_counts=True)
         keep = n_per >= min_cells
         if cell_types is None:
@@ -142,12 +161,27 @@ class Reference:
             raise ValueError(f"cell types with no cells in the reference: {missing}")
         sig = np.asarray((onehot @ x).todense()).T / n_cells[None, :]
         weights = fano_weights(x, lab, sig)
-        return cls(sig, list(genes), list(cell_types), x.tocsr(), lab, n_cells, weights)
+        return cls(
+            sig,
+            list(genes),
+            list(cell_types),
+            x.tocsr(),
+            lab,
+            n_cells,
+            weights,
+            library_sizes=library_sizes,
+        )
 
     @classmethod
-    def from_signatures(cls, signatures, genes, cell_types) -> Reference:
-        """A reference given directly as a (genes x types) table of mean counts per cell."""
-        return cls(np.asarray(signatures, dtype=np.float64), list(genes), list(cell_types))
+    def from_signatures(cls, signatures, genes, cell_types, library_sizes=None) -> Reference:
+        """A reference given directly as a (genes x types) table of mean counts per cell
+        (``library_sizes``: see the class attributes)."""
+        return cls(
+            np.asarray(signatures, dtype=np.float64),
+            list(genes),
+            list(cell_types),
+            library_sizes=library_sizes,
+        )
 
     def subset_genes(self, genes: list[str]) -> Reference:
         """The reference restricted to (and ordered as) ``genes`` (all must be present)."""
@@ -165,6 +199,7 @@ class Reference:
             self.labels,
             self.n_cells_per_type,
             None if self.gene_weights is None else self.gene_weights[idx],
+            library_sizes=self.library_sizes,
         )
 
     def split_cells(self, fraction: float, rng: np.random.Generator) -> tuple[Reference, Reference]:
@@ -225,13 +260,6 @@ def fano_weights(x: sp.csr_matrix, labels: np.ndarray, signatures: np.ndarray) -
     mean_sum = (n_cells[None, several] * signatures[:, several]).sum(1)
     fano = np.where(mean_sum > 0, var_sum / np.where(mean_sum > 0, mean_sum, 1.0), 1.0)
     return 1.0 / np.maximum(fano, 1.0)
-
-
-def _check_counts(values: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{what} contain NaN or infinite values")
-    if (values < 0).any():
-        raise ValueError(f"{what} contain negative values")
 
 
 def _dups(names) -> list[str]:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .data_terms import DataTerm
 from .graph import SpotGraph
-from .layers import DataTerm
-from .model import STLNMFNet
+from .network import STLNMFNet
 
-__all__ = ["TrainingSlide", "TrainingProgress", "TrainingCancelled", "train_network", "rmse"]
+__all__ = ["TrainingSlide", "TrainingProgress", "TrainingCancelled", "train_network"]
 
 
 class TrainingCancelled(RuntimeError):
@@ -46,15 +46,17 @@ class TrainingProgress:
     seconds: float
 
 
-def rmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Root mean squared error over all spot x type entries."""
+def _rmse_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Root mean squared error over all spot x type entries (the training loss; the numpy
+    metric for reports is :func:`napari_stlnmf.core.metrics.rmse`)."""
     return torch.sqrt(torch.mean((pred - truth) ** 2))
 
 
 def _evaluate(net: STLNMFNet, slides: Sequence[TrainingSlide]) -> float:
     with torch.no_grad():
         errs = [
-            rmse(net(s.data, s.graph, s.region_idx, u0=s.start), s.truth).item() for s in slides
+            _rmse_loss(net(s.data, s.graph, s.region_idx, u0=s.start), s.truth).item()
+            for s in slides
         ]
     return float(sum(errs) / len(errs))
 
@@ -123,7 +125,7 @@ def train_network(
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}")
             opt.zero_grad()
             pred = net(slide.data, slide.graph, slide.region_idx, u0=slide.start)
-            loss = rmse(pred, slide.truth)
+            loss = _rmse_loss(pred, slide.truth)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
             loss.backward()

@@ -5,8 +5,9 @@ layer of the hires picture gets ``scale = 1 / tissue_hires_scalef``, so spots, p
 regions and results line up on whichever image is shown. Everything here returns plain
 layer-data tuples ``(data, kwargs, layer_type)``; napari itself is not imported.
 
-Spots layers carry ``metadata["stlnmf"]`` (:func:`spots_info`): the AnnData, barcodes,
-(x, y) coordinates, spot diameter and pitch, so widgets can deconvolve from the layer.
+Spots layers carry ``metadata["stlnmf"]`` (:func:`spots_info`, schema
+:class:`~napari_stlnmf.gui.meta.SpotsMeta`): the AnnData, barcodes, (x, y) coordinates,
+spot diameter and pitch, so widgets can deconvolve from the layer.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import numpy as np
 import pandas as pd
 
 from ..core.graph import spot_pitch
+from ..io.visium import image_scale, library, spot_diameter
+from .meta import META, Kind, SpotsMeta
 from .raster import rasterize_spots
 
 __all__ = [
     "LARGE_SLIDE_SPOTS",
     "LayerData",
+    "META",
     "slide_layers",
     "image_layer",
     "spots_layer",
@@ -37,7 +41,7 @@ LayerData = tuple[Any, dict[str, Any], str]
 #: Points layers (measured: benchmarks/bench_gui_scale.py, docs/gui.md).
 LARGE_SLIDE_SPOTS = 100_000
 
-META = "stlnmf"
+# META (re-exported): the key of the plugin's dict in layer.metadata, see gui.meta
 
 #: Region ids that get their own colour (higher ids reuse them, cyclically).
 N_REGION_COLORS = 30
@@ -76,24 +80,16 @@ def region_label_colors():
     return DirectLabelColormap(color_dict=color_dict)
 
 
-def _library(adata) -> tuple[str | None, dict]:
-    spatial = adata.uns.get("spatial") or {}
-    for lib_id, lib in spatial.items():
-        return str(lib_id), lib
-    return None, {}
-
-
-def spots_info(adata, name: str | None = None) -> dict:
+def spots_info(adata, name: str | None = None) -> SpotsMeta:
     """What a spots layer knows about its slide (kept in ``metadata["stlnmf"]``)."""
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2]
-    lib_id, lib = _library(adata)
-    sf = lib.get("scalefactors") or {}
+    lib_id, _ = library(adata)
     pitch = spot_pitch(xy) if len(xy) > 1 else 1.0
-    diameter = sf.get("spot_diameter_fullres")
+    diameter = spot_diameter(adata)
     if diameter is None or not np.isfinite(diameter) or diameter <= 0:
         diameter = 0.55 * pitch  # Visium: 55 um spots on a 100 um pitch
     return {
-        "kind": "spots",
+        "kind": Kind.SPOTS,
         "adata": adata,
         "barcodes": [str(b) for b in adata.obs_names],
         "coords_xy": xy,
@@ -106,12 +102,14 @@ def spots_info(adata, name: str | None = None) -> dict:
 def image_layer(adata, image: str = "hires") -> LayerData | None:
     """The slide's ``image`` (hires, lowres or fullres) scaled to full-resolution px, or
     None when the slide has no such image."""
-    lib_id, lib = _library(adata)
+    lib_id, lib = library(adata)
     images = lib.get("images") or {}
     if image not in images:
         return None
-    sf = lib.get("scalefactors") or {}
-    scale = 1.0 if image == "fullres" else sf.get(f"tissue_{image}_scalef")
+    try:
+        scale = image_scale(adata, image)
+    except (KeyError, TypeError, ValueError):  # no (usable) scale factor for that image
+        return None
     if not scale:
         return None
     data = np.asarray(images[image])
@@ -119,7 +117,7 @@ def image_layer(adata, image: str = "hires") -> LayerData | None:
         "name": f"{lib_id} {image}",
         "scale": (1.0 / scale, 1.0 / scale),
         "rgb": data.ndim == 3 and data.shape[-1] in (3, 4),
-        "metadata": {META: {"kind": "image", "image": image, "scale_from_fullres": scale}},
+        "metadata": {META: {"kind": Kind.IMAGE, "image": image, "scale_from_fullres": scale}},
     }
     return (data, kwargs, "image")
 
@@ -140,7 +138,6 @@ def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
     limits = (float(np.nanmin(log_counts)), float(max(np.nanmax(log_counts), 1e-6)))
     if m > LARGE_SLIDE_SPOTS:
         raster = rasterize_spots(info["coords_xy"], info["pitch"])
-        info["raster"] = raster
         kwargs = {
             "name": label,
             "scale": (raster.scale, raster.scale),
@@ -184,7 +181,7 @@ def truth_layer(truth: pd.DataFrame, adata, name: str = "ground truth") -> Layer
         "face_contrast_limits": (0.0, 1.0),
         "border_width": 0,
         "visible": False,
-        "metadata": {META: {"kind": "truth", "cell_types": [str(c) for c in truth.columns]}},
+        "metadata": {META: {"kind": Kind.TRUTH, "cell_types": [str(c) for c in truth.columns]}},
     }
     return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")
 

@@ -17,17 +17,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .layers import META
+from .meta import DOMINANT_ROLES, Role, meta_of, role_of
+from .result_style import scaling_of
 from .results import (
     DEFAULT_SCALING,
     RESULT_OPACITY,
     SCALINGS,
-    result_layers,
     set_grid,
     set_raster_type,
     set_result_opacity,
     set_scaling,
 )
+from .results_raster import has_raster_values
 from .scroll import ScrollableDock
 
 __all__ = ["LegendWidget", "colormap_image"]
@@ -159,14 +160,7 @@ class LegendWidget(ScrollableDock):
         self.slide = meta.get("slide")
         scaling = meta.get("scaling")
         if scaling not in SCALINGS:
-            found = [
-                m.get("scaling")
-                for m in (
-                    ly.metadata.get(META, {}) for ly in result_layers(self.viewer, self.slide)
-                )
-                if m.get("scaling") in SCALINGS
-            ]
-            scaling = found[0] if found else self.scaling_box.currentData()
+            scaling = scaling_of(self.viewer, self.slide) or self.scaling_box.currentData()
         self.scaling_box.blockSignals(True)
         self.scaling_box.setCurrentIndex(list(SCALINGS).index(scaling))
         self.scaling_box.blockSignals(False)
@@ -187,16 +181,16 @@ class LegendWidget(ScrollableDock):
         self.type_box.setVisible(False)
         self.hint.setText("")
         self._show_bar(False)
-        meta = layer.metadata.get(META, {}) if layer is not None else {}
-        role = meta.get("role")
-        if layer is None or meta.get("kind") != "result":
+        role = role_of(layer)
+        meta = meta_of(layer)
+        if role is None:
             self.title.setText("Select a cell-type layer to see its colour scale")
             self.bar.clear()
             self.low.setText("")
             self.high.setText("")
             return
         self._sync_controls(layer, meta)
-        if role in ("dominant", "raster_dominant"):
+        if role in DOMINANT_ROLES:
             self.title.setText("dominant cell type")
             self.bar.clear()
             self.low.setText("")
@@ -209,14 +203,14 @@ class LegendWidget(ScrollableDock):
                 self.swatches.addWidget(QLabel(str(name)), i, 1)
             self.swatch_box.setVisible(True)
             return
-        if role == "raster":
+        if role is Role.RASTER:
             cmap, limits = layer.colormap, layer.contrast_limits
             self.type_box.blockSignals(True)
             self.type_box.clear()
             self.type_box.addItems(meta["cell_types"])
             self.type_box.setCurrentText(meta.get("current", meta["cell_types"][0]))
             self.type_box.blockSignals(False)
-            self.type_box.setVisible(True)
+            self.type_box.setVisible(has_raster_values(layer))
             name = meta.get("current", "")
         else:
             cmap, limits = layer.face_colormap, layer.face_contrast_limits
@@ -233,7 +227,7 @@ class LegendWidget(ScrollableDock):
         layer = self._layer
         if not name or layer is None:
             return
-        if layer.metadata.get(META, {}).get("role") == "raster":
+        if has_raster_values(layer):
             set_raster_type(layer, name)
             self.refresh()
 

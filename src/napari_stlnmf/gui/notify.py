@@ -9,4 +9,6 @@ def notify(message: str, error: bool = False) -> None:
     """Show ``message`` (whitespace collapsed to one line) as an info or error toast."""
     from napari.utils.notifications import show_error, show_info
 
-    (show_error if error else show_info)(" ".join(str(message).split()))
+    from ..io.errors import one_line
+
+    (show_error if error else show_info)(one_line(message))

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.regions import labels_at_spots
-from .layers import META, region_colors, region_label_colors
+from .layers import region_colors, region_label_colors
+from .meta import META, Kind, spots_meta, unproxied
 
 __all__ = [
     "add_regions_layer",
@@ -50,34 +51,30 @@ class _Link:
     listeners: list[Callable[[np.ndarray], None]] = field(default_factory=list)
 
 
-#: Regions Labels layer -> its link (weak: a removed layer takes its link with it).
+#: Regions Labels layer -> its link (weak: a removed layer takes its link with it). Keys
+#: and links hold the layers themselves, never napari's short-lived proxies (see
+#: :func:`~napari_stlnmf.gui.meta.unproxied`).
 _LINKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _spots_meta(spots_layer) -> dict:
-    m = spots_layer.metadata.get(META, {})
-    if m.get("kind") != "spots":
-        raise ValueError(f"layer {spots_layer.name!r} is not a spots layer of napari-stlnmf")
-    return m
 
 
 def spots_of(labels_layer):
     """The spots layer a Regions layer paints for, or None."""
-    link = _LINKS.get(labels_layer)
+    link = _LINKS.get(unproxied(labels_layer))
     return link.spots() if link is not None else None
 
 
 def regions_layer_of(viewer, spots_layer):
     """The Regions Labels layer painting ``spots_layer`` in ``viewer``, or None."""
+    spots_layer = unproxied(spots_layer)
     for layer in viewer.layers:
-        if layer in _LINKS and spots_of(layer) is spots_layer:
+        if unproxied(layer) in _LINKS and spots_of(layer) is spots_layer:
             return layer
     return None
 
 
 def on_regions_changed(labels_layer, callback: Callable[[np.ndarray], None]) -> None:
     """Call ``callback(regions)`` after every sync of ``labels_layer`` to its spots."""
-    _LINKS[labels_layer].listeners.append(callback)
+    _LINKS[unproxied(labels_layer)].listeners.append(callback)
 
 
 def _extent(spots_layer, image_layer) -> tuple[tuple[int, int], float]:
@@ -86,7 +83,7 @@ def _extent(spots_layer, image_layer) -> tuple[tuple[int, int], float]:
         shape = tuple(int(s) for s in image_layer.data.shape[:2])
         step = float(image_layer.scale[-1])
         return shape, step
-    m = _spots_meta(spots_layer)
+    m = spots_meta(spots_layer)
     xy = m["coords_xy"]
     step = m["pitch"] / 4.0
     hi = xy.max(0) + m["pitch"]
@@ -138,7 +135,7 @@ def paint_spot_regions(
 
 
 def _start_labels(spots_layer, target, scale, translate) -> np.ndarray:
-    m = _spots_meta(spots_layer)
+    m = spots_meta(spots_layer)
     regions = np.asarray(m["features"]["region"]).astype(np.int64)
     if not regions.any():
         return np.zeros(target, dtype=np.int32)
@@ -165,7 +162,7 @@ def add_regions_layer(
         Labels to start from (e.g. read from a TIFF); must match the image's shape. By
         default the spots' current regions are painted (see the module docstring).
     """
-    _spots_meta(spots_layer)  # fail early on a layer that is not ours
+    spots_meta(spots_layer)  # fail early on a layer that is not ours
     existing = regions_layer_of(viewer, spots_layer)
     if existing is not None:
         if data is not None:
@@ -197,7 +194,7 @@ def add_regions_layer(
         translate=translate,
         opacity=0.35,
         colormap=region_label_colors(),
-        metadata={META: {"kind": "regions", "spots_name": spots_layer.name}},
+        metadata={META: {"kind": Kind.REGIONS, "spots_name": spots_layer.name}},
     )
     # napari emits `paint` before the stroke's last values are written, and a stroke may
     # come as many events: sync once, shortly after the last one, from the event loop
@@ -206,9 +203,9 @@ def add_regions_layer(
     timer = QTimer()
     timer.setSingleShot(True)
     timer.setInterval(SYNC_DELAY_MS)
-    link = _Link(spots=weakref.ref(spots_layer), timer=timer)
-    _LINKS[layer] = link
-    layer_ref = weakref.ref(layer)
+    link = _Link(spots=weakref.ref(unproxied(spots_layer)), timer=timer)
+    _LINKS[unproxied(layer)] = link
+    layer_ref = weakref.ref(unproxied(layer))
 
     def _sync() -> None:
         lab, spots = layer_ref(), link.spots()
@@ -232,7 +229,7 @@ def _check_shape(expected, got) -> None:
 def spot_regions(labels_layer, spots_layer, majority: bool = False) -> np.ndarray:
     """Region of every spot from the Labels layer: the label under the spot centre, or
     (``majority=True``) the most common label over the spot's disk."""
-    m = _spots_meta(spots_layer)
+    m = spots_meta(spots_layer)
     xy = m["coords_xy"]
     scale = np.asarray(labels_layer.scale[-2:], dtype=np.float64)
     trans = np.asarray(labels_layer.translate[-2:], dtype=np.float64)
@@ -252,14 +249,14 @@ def sync_regions(labels_layer, spots_layer, majority: bool | None = None) -> np.
     else:
         lm["majority"] = bool(majority)
     regions = spot_regions(labels_layer, spots_layer, majority)
-    m = _spots_meta(spots_layer)
+    m = spots_meta(spots_layer)
     m["features"]["region"] = regions
     feats = getattr(spots_layer, "features", None)
     if feats is not None and "region" in feats and len(feats) == len(regions):
         if not np.array_equal(feats["region"].to_numpy(), regions):
             feats["region"] = regions
             spots_layer.face_color = region_colors(regions)
-    link = _LINKS.get(labels_layer)
+    link = _LINKS.get(unproxied(labels_layer))
     for listener in list(link.listeners) if link is not None else ():
         listener(regions)
     return regions

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from .layers import META
+from .meta import Kind, is_spots, kind_of, spots_meta, unproxied
 from .notify import notify
 from .regions import (
     add_regions_layer,
@@ -78,7 +78,7 @@ class RegionsWidget(ScrollableDock):
 
     # ---------------------------------------------------------------------------------
     def _spots_layers(self) -> list:
-        return [ly for ly in self.viewer.layers if ly.metadata.get(META, {}).get("kind") == "spots"]
+        return [ly for ly in self.viewer.layers if is_spots(ly)]
 
     def _refresh_choices(self, event=None) -> None:
         current = self.spots_box.currentText()
@@ -92,8 +92,9 @@ class RegionsWidget(ScrollableDock):
         self._report()
 
     def _listen(self, layer) -> None:
-        if id(layer) not in self._listening:
-            self._listening.add(id(layer))
+        key = id(unproxied(layer))  # napari's proxy of a layer is a new object each time
+        if key not in self._listening:
+            self._listening.add(key)
             on_regions_changed(layer, lambda regions: self._alive and self._report())
 
     def _disconnect(self, *args) -> None:
@@ -109,10 +110,9 @@ class RegionsWidget(ScrollableDock):
         return None
 
     def _image_for(self, spots):
-        lib = spots.metadata[META].get("library_id")
+        lib = spots_meta(spots).get("library_id")
         for ly in self.viewer.layers:
-            m = ly.metadata.get(META, {})
-            if m.get("kind") == "image" and ly.name.startswith(str(lib)):
+            if kind_of(ly) is Kind.IMAGE and ly.name.startswith(str(lib)):
                 return ly
         return None
 
@@ -149,7 +149,7 @@ class RegionsWidget(ScrollableDock):
 
     @staticmethod
     def _used_regions(spots) -> list[int]:
-        regions = spots.metadata[META]["features"]["region"].to_numpy()
+        regions = spots_meta(spots)["features"]["region"].to_numpy()
         return [int(v) for v in np.unique(regions) if v != 0]
 
     def _report(self) -> None:
@@ -158,7 +158,7 @@ class RegionsWidget(ScrollableDock):
         if spots is None:
             self.status.setText("open a slide first (File ▸ Open, or File ▸ Open Sample)")
             return
-        regions = spots.metadata[META]["features"]["region"].to_numpy()
+        regions = spots_meta(spots)["features"]["region"].to_numpy()
         values, counts = np.unique(regions, return_counts=True)
         text = ", ".join(f"{v}: {c}" for v, c in zip(values, counts))
         self.status.setText(f"spots per region (0 = unassigned): {text}")

@@ -85,10 +85,10 @@ def regions_of(spots_layer, labels_layer=None) -> np.ndarray:
 
 def apply_result(spots_layer, result) -> None:
     """Proportions and the dominant type into the spots layer's features."""
+    from ..io.export import dominant_names
+
     props = result.table[result.cell_types].to_numpy(dtype=np.float64)
-    ok = np.isfinite(props).all(1)
-    dominant = np.full(len(props), "", dtype=object)
-    dominant[ok] = np.asarray(result.cell_types, dtype=object)[np.argmax(props[ok], axis=1)]
+    dominant = dominant_names(props, result.cell_types)
     m = spots_layer.metadata[META]
     targets = [m["features"]]
     if hasattr(spots_layer, "features") and len(spots_layer.features) == len(props):
@@ -103,10 +103,9 @@ def available_devices() -> list[str]:
     """Choices for the device box: auto and cpu always, cuda when torch sees a GPU."""
     import torch
 
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out.append("cuda")
-    return out
+    from ..options import DEVICES
+
+    return [d for d in DEVICES if d != "cuda" or torch.cuda.is_available()]
 
 
 def warm_up_torch() -> None:

@@ -1,20 +1,27 @@
-"""Result files, all written atomically (temp file + rename): proportions CSV, result h5ad,
-per-region means CSV, run JSON."""
+"""Result tables and files, all written atomically (temp file + rename): proportions CSV,
+result h5ad, per-region means CSV, run JSON, and a whole run folder (:func:`write_run`).
+Also the one rule for a spot's dominant cell type (:func:`dominant_index`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write
+from .atomic import atomic_batch, atomic_write
+from .errors import InputError, one_line
 
 __all__ = [
     "proportions_table",
     "region_means",
+    "dominant_index",
+    "dominant_names",
+    "write_run",
+    "RUN_FILES",
     "write_proportions_csv",
     "write_region_means_csv",
     "write_result_h5ad",
@@ -32,7 +39,7 @@ def proportions_table(
     props = np.asarray(proportions, dtype=np.float64)
     clash = [t for t in cell_types if t in BASE_COLUMNS]
     if clash:
-        raise ValueError(f"cell type names clash with table columns: {clash}")
+        raise InputError(f"cell type names clash with table columns: {clash}")
     df = pd.DataFrame(
         {
             "barcode": [str(b) for b in barcodes],
@@ -53,6 +60,23 @@ def region_means(table: pd.DataFrame, cell_types: list[str]) -> pd.DataFrame:
     means.insert(0, "n_spots", table.dropna(subset=list(cell_types)).groupby("region").size())
     means["n_spots"] = means["n_spots"].fillna(0).astype(int)
     return means.reset_index()
+
+
+def dominant_index(values) -> np.ndarray:
+    """Column of each row's largest proportion (the spot's dominant cell type; the first
+    one on ties), or -1 for a row with NaN (a spot with no counts on the genes used)."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.full(len(v), -1, dtype=np.int64)
+    ok = np.isfinite(v).all(1)
+    out[ok] = np.argmax(v[ok], axis=1)
+    return out
+
+
+def dominant_names(values, cell_types, none: str = "") -> np.ndarray:
+    """Each row's dominant cell type name (:func:`dominant_index`), ``none`` for NaN rows;
+    an object array."""
+    names = np.array([*map(str, cell_types), none], dtype=object)
+    return names[dominant_index(values)]  # -1 picks ``none``
 
 
 def write_proportions_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
@@ -89,13 +113,68 @@ def write_result_h5ad(
     props.index = out.obs_names
     out.obsm["stlnmf_proportions"] = props
     out.obs["stlnmf_region"] = pd.Categorical(np.asarray(table["region"]).astype(str))
-    values = props.to_numpy()
-    dominant = np.full(len(values), "", dtype=object)
-    ok = np.isfinite(values).all(1)
-    dominant[ok] = np.asarray(cell_types, dtype=object)[np.argmax(values[ok], axis=1)]
+    dominant = dominant_names(props.to_numpy(), cell_types)
     out.obs["stlnmf_dominant_type"] = pd.Categorical(dominant.astype(str))
     out.uns["stlnmf"] = _h5ad_safe(metadata)
     return atomic_write(path, lambda tmp: out.write_h5ad(tmp, compression="gzip"))
+
+
+#: The files of a run folder (:func:`write_run`), in the order they are written.
+RUN_FILES = ("proportions.csv", "region_means.csv", "result.h5ad", "proportions.png", "run.json")
+
+
+def write_run(
+    out: str | os.PathLike,
+    adata,
+    result,
+    *,
+    figure: bool = True,
+    started: float | None = None,
+) -> Path:
+    """Write a run folder: :data:`RUN_FILES`, all or none.
+
+    Parameters
+    ----------
+    out : path
+        The folder (created with its parents).
+    adata : AnnData
+        The slide, for ``result.h5ad``.
+    result : DeconvolutionResult
+        Of :func:`napari_stlnmf.pipeline.deconvolve` (its ``table``, ``region_means``,
+        ``cell_types`` and ``metadata``).
+    figure : bool, default True
+        Also draw ``proportions.png``.
+    started : float, optional
+        A :func:`time.perf_counter` reading at the start of the run: ``run.json``'s
+        ``timings.total_seconds`` (also set in ``result.metadata``) then runs up to the
+        moment ``run.json`` is written.
+
+    Returns the folder. One atomic batch: a failure (full disk, Ctrl-C) leaves the files
+    already there unchanged. Raises InputError when the folder cannot be written.
+    """
+    from .figures import write_proportion_maps
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_batch():
+            write_proportions_csv(out / "proportions.csv", result.table)
+            write_region_means_csv(out / "region_means.csv", result.region_means)
+            write_result_h5ad(
+                out / "result.h5ad", adata, result.table, result.cell_types, result.metadata
+            )
+            if figure:
+                write_proportion_maps(out / "proportions.png", result.table, result.cell_types)
+            if started is not None:
+                total = round(time.perf_counter() - started, 3)
+                result.metadata.setdefault("timings", {})["total_seconds"] = total
+            write_json(out / "run.json", result.metadata)
+    except OSError as e:
+        reason = e.strerror or one_line(e)
+        raise InputError(
+            f"could not write the outputs in {out}: {reason}; the files already there are unchanged"
+        ) from e
+    return out
 
 
 def _jsonable(v):

@@ -1,8 +1,12 @@
 """Fitted STL NMF models on disk, without pickle: safetensors (tensors) + JSON (the rest).
 
-A model is one ``.safetensors`` file whose metadata holds the JSON: format version,
-network config, cell types, genes, regions, spot pitch, signatures are a tensor. Loading
-checks the version, the sizes and every tensor's shape before anything is built.
+A model is one ``.safetensors`` file: the tensors (network parameters, signatures, gene
+weights) and, in its metadata, one JSON object: format and format version, the network
+config, the estimator's settings, cell types, genes, regions, spot pitch, training history
+and library sizes. The estimator gives and takes this state itself
+(``STLNMF._get_state`` / ``STLNMF._from_state``, which checks every tensor's shape and
+values before anything is built); this module handles the bytes, the format and its
+version, and turns every problem into a :class:`ModelFileError` that names the file.
 """
 
 from __future__ import annotations
@@ -11,15 +15,13 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .._version import __version__
 from ..core.estimator import STLNMF
-from ..core.model import NetConfig, STLNMFNet
-from ..core.reference import Reference
 from .atomic import atomic_write
+from .errors import InputError
 
 __all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSION"]
 
@@ -28,47 +30,24 @@ FORMAT_VERSION = 1
 MAX_BYTES = 2 * 1024**3  # a model is signatures + a few hundred scalars; refuse absurd files
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError):
     """A model file that is not a valid napari-stlnmf model (names the file and the problem)."""
 
 
 def save_model(model: STLNMF, path: str | os.PathLike) -> Path:
     """Write a fitted :class:`STLNMF` atomically to ``path`` (``.safetensors``)."""
-    model._check_fitted()
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}
-    tensors["signatures"] = torch.as_tensor(
-        np.ascontiguousarray(model.reference_.signatures), dtype=torch.float64
-    )
-    # the data term's per-gene weights came from the reference cells, which are not saved
-    tensors["gene_weights"] = torch.as_tensor(
-        np.ascontiguousarray(model.reference_.weights), dtype=torch.float64
-    )
+    settings, tensors, state = model._get_state()
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "config": model.net_.config.to_dict(),
-        "settings": {k: getattr(model, k) for k in STLNMF.SETTINGS},
-        "cell_types": model.reference_.cell_types,
-        "genes": model.reference_.genes,
-        "regions": [_jsonable(r) for r in model.regions_],
-        "pitch": model.pitch_,
-        "history": model.history_,
+        "config": state.pop("network"),
+        "settings": settings,
+        **state,
+        "package_version": __version__,
     }
-    lib = getattr(model, "library_sizes_", None)
-    if lib is not None:
-        # mean counts per cell of each type over all reference genes (for mRNA fractions)
-        meta["library_sizes"] = [float(v) for v in lib]
-    from .. import __version__
-
-    meta["package_version"] = __version__
     return atomic_write(
-        path, lambda tmp: save_file(tensors, tmp, metadata={"stlnmf": json.dumps(meta)})
+        Path(path), lambda tmp: save_file(tensors, tmp, metadata={"stlnmf": json.dumps(meta)})
     )
-
-
-def _jsonable(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def load_model(
@@ -114,78 +93,33 @@ def load_model(
             f"(this version reads {FORMAT_VERSION}; saved by napari-stlnmf "
             f"{meta.get('package_version')})"
         )
-    try:
-        config = NetConfig(**meta["config"])
-        ctypes, mgenes, regions = meta["cell_types"], meta["genes"], meta["regions"]
-        pitch = float(meta["pitch"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: incomplete metadata ({exc})") from None
-    for what, names in (("cell_types", ctypes), ("genes", mgenes)):
+    missing = [k for k in ("config", "cell_types", "genes", "regions", "pitch") if k not in meta]
+    if missing:
+        raise ModelFileError(f"{path}: incomplete metadata (no {', '.join(missing)})")
+    if not isinstance(meta["config"], dict):
+        raise ModelFileError(f"{path}: corrupt metadata (config must be an object)")
+    for what in ("cell_types", "genes"):
+        names = meta[what]
         if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
             raise ModelFileError(f"{path}: corrupt metadata ({what} must be a list of names)")
-    if not isinstance(regions, list):
+    if not isinstance(meta["regions"], list):
         raise ModelFileError(f"{path}: corrupt metadata (regions must be a list)")
-    k, n = len(ctypes), len(mgenes)
-    expected = {"signatures": (n, k), "omega_raw": (config.n_regions, config.n_types)}
-    n_sets = 1 if config.tied else config.n_layers
-    expected["log_lambda"] = (n_sets, 3)
-    expected["log_sigma"] = (n_sets, 2)
-    if config.n_types != k or config.n_regions != len(regions):
-        raise ModelFileError(f"{path}: config does not match its cell types / regions")
-    for name, shape in expected.items():
-        if name not in tensors:
-            raise ModelFileError(f"{path}: tensor {name!r} is missing")
-        if tuple(tensors[name].shape) != shape:
-            raise ModelFileError(
-                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {shape}"
-            )
-        if not torch.isfinite(tensors[name]).all():
-            raise ModelFileError(f"{path}: tensor {name!r} has NaN or infinite values")
-    if "gene_weights" in tensors:
-        w = tensors["gene_weights"]
-        if tuple(w.shape) != (n,) or not torch.isfinite(w).all() or (w <= 0).any():
-            raise ModelFileError(f"{path}: tensor 'gene_weights' must be {n} positive numbers")
-    extra = set(tensors) - set(expected) - {"gene_weights"}
-    if extra:
-        raise ModelFileError(f"{path}: unexpected tensors {sorted(extra)}")
-    if genes is not None and list(genes) != list(mgenes):
-        raise ModelFileError(f"{path}: {_diff('genes', mgenes, genes)}")
-    if cell_types is not None and list(cell_types) != list(ctypes):
-        raise ModelFileError(f"{path}: {_diff('cell types', ctypes, cell_types)}")
-    try:
-        reference = Reference.from_signatures(tensors["signatures"].numpy(), mgenes, ctypes)
-        if "gene_weights" in tensors:
-            reference.gene_weights = tensors["gene_weights"].numpy().astype(np.float64)
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
-
     settings = meta.get("settings") or {}
     if not isinstance(settings, dict):
         raise ModelFileError(f"{path}: corrupt metadata (settings must be an object)")
-    settings = {k: v for k, v in settings.items() if k in STLNMF.SETTINGS}
+    state = {k: meta[k] for k in ("cell_types", "genes", "regions", "pitch")}
+    state["network"] = meta["config"]
+    state["history"] = meta.get("history", [])
+    if meta.get("library_sizes") is not None:
+        state["library_sizes"] = meta["library_sizes"]
     try:
-        model = STLNMF(**settings)
-        net = STLNMFNet(config)
-        state = {
-            k: v.to(torch.float32)
-            for k, v in tensors.items()
-            if k not in ("signatures", "gene_weights")
-        }
-        net.load_state_dict(state)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: invalid network settings ({exc})") from None
-    model.net_ = net.eval()
-    model.reference_ = reference
-    model.regions_ = regions
-    model.pitch_ = pitch
-    model.history_ = meta.get("history", [])
-    lib = meta.get("library_sizes")
-    if lib is not None:
-        lib = np.asarray(lib, dtype=np.float64)
-        if lib.shape != (k,) or not np.all(np.isfinite(lib)) or (lib <= 0).any():
-            raise ModelFileError(f"{path}: library_sizes must be {k} positive numbers")
-    model.library_sizes_ = lib
-    model.fit_seconds_ = 0.0
+        model = STLNMF._from_state(settings, tensors, state)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    if genes is not None and list(genes) != model.genes_:
+        raise ModelFileError(f"{path}: {_diff('genes', model.genes_, genes)}")
+    if cell_types is not None and list(cell_types) != model.cell_types_:
+        raise ModelFileError(f"{path}: {_diff('cell types', model.cell_types_, cell_types)}")
     return model
 
 

@@ -31,7 +31,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..core.reference import Reference
-from .errors import InputError
+from .counts import non_integer as _non_integer
+from .errors import InputError, one_line
 
 __all__ = [
     "ReferenceSource",
@@ -143,14 +144,31 @@ class ReferenceSource:
         return "cells" if self.cells is not None else "signatures"
 
     def to_reference(self, gene_index, genes: list[str]) -> Reference:
-        """The engine's :class:`Reference` over the given genes (positions into ``var``)."""
+        """The engine's :class:`Reference` over the given genes (positions into ``var``),
+        carrying :attr:`library_sizes` (over all the reference's genes).
+
+        Raises
+        ------
+        InputError
+            The reference is unusable on these genes (e.g. a cell type has no counts on
+            any of them).
+        """
         idx = np.asarray(gene_index, dtype=np.int64)
-        if self.cells is not None:
-            names = np.array(self.cell_types, dtype=object)[self.labels]
-            return Reference.from_cells(
-                self.cells[:, idx], names, list(genes), cell_types=list(self.cell_types)
+        try:
+            if self.cells is not None:
+                names = np.array(self.cell_types, dtype=object)[self.labels]
+                return Reference.from_cells(
+                    self.cells[:, idx],
+                    names,
+                    list(genes),
+                    cell_types=list(self.cell_types),
+                    library_sizes=self.library_sizes,
+                )
+            return Reference.from_signatures(
+                self.signatures[idx], list(genes), self.cell_types, library_sizes=self.library_sizes
             )
-        return Reference.from_signatures(self.signatures[idx], list(genes), self.cell_types)
+        except ValueError as e:  # the core's checks of a reference built from this file
+            raise InputError(str(e)) from None
 
     def summary(self) -> dict:
         out = {
@@ -206,7 +224,9 @@ def read_reference(
         try:
             a = anndata.read_h5ad(p)
         except Exception as e:  # h5py/anndata raise many types for broken files
-            raise InputError(f"reference {p} is not a readable .h5ad file ({_short(e)})") from None
+            raise InputError(
+                f"reference {p} is not a readable .h5ad file ({one_line(e, limit=160)})"
+            ) from None
         return reference_from_anndata(a, label_key, min_cells=min_cells, path=p)
     if p.is_dir() or name.endswith((".mtx", ".mtx.gz")):
         if labels is None:
@@ -263,7 +283,9 @@ def _read_labels_csv(path: Path, barcodes: list[str]) -> pd.DataFrame:
         obs = pd.read_csv(path, sep=None, engine="python", dtype=str)  # keep "0001" as is
         obs = obs.set_index(obs.columns[0])
     except Exception as e:
-        raise InputError(f"labels file {path} is not a readable table ({_short(e)})") from None
+        raise InputError(
+            f"labels file {path} is not a readable table ({one_line(e, limit=160)})"
+        ) from None
     obs.index = obs.index.astype(str)
     missing = [b for b in barcodes if b not in obs.index]
     if missing:
@@ -379,7 +401,9 @@ def _read_signature_table(p: Path) -> ReferenceSource:
     try:
         table = pd.read_csv(p, sep=sep, index_col=0)
     except Exception as e:
-        raise InputError(f"signature table {p} is not a readable table ({_short(e)})") from None
+        raise InputError(
+            f"signature table {p} is not a readable table ({one_line(e, limit=160)})"
+        ) from None
     table.index = table.index.astype(str)
     lib_rows = [i for i in table.index if i.strip().lower() in ("library_size", "library_sizes")]
     lib = None
@@ -420,17 +444,3 @@ def _read_signature_table(p: Path) -> ReferenceSource:
         library_sizes=totals.astype(np.float64),
         signatures=sig,
     )
-
-
-def _non_integer(x) -> bool:
-    data = x.data if sp.issparse(x) else np.asarray(x)
-    data = np.asarray(data)
-    if data.size == 0 or not np.issubdtype(data.dtype, np.floating):
-        return False
-    sample = data.ravel()[:200_000]
-    return bool(np.any(np.abs(sample - np.round(sample)) > 1e-6))
-
-
-def _short(e: BaseException) -> str:
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return msg[:160]

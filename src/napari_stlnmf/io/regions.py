@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .visium import library
 
 __all__ = [
     "read_regions",
@@ -29,16 +30,14 @@ _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 
 def image_shapes(adata) -> dict[str, tuple[tuple[int, int], float]]:
     """``{image key: ((height, width), scale from full-resolution px)}`` of a slide."""
+    lib = library(adata)[1]
+    sf = lib.get("scalefactors") or {}
     out = {}
-    for lib in (adata.uns.get("spatial") or {}).values():
-        images = lib.get("images") or {}
-        sf = lib.get("scalefactors") or {}
-        for key, img in images.items():
-            scale = 1.0 if key == "fullres" else sf.get(f"tissue_{key}_scalef")
-            if scale is None:
-                continue
-            out[key] = (tuple(np.asarray(img).shape[:2]), float(scale))
-        break  # one library per slide here
+    for key, img in (lib.get("images") or {}).items():
+        scale = 1.0 if key == "fullres" else sf.get(f"tissue_{key}_scalef")
+        if scale is None:
+            continue
+        out[key] = (tuple(np.asarray(img).shape[:2]), float(scale))
     return out
 
 

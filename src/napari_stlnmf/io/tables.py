@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pandas.api.types import is_numeric_dtype
 
+from .counts import non_integer
 from .errors import InputError
 from .visium import read_positions
 
@@ -64,7 +65,8 @@ def _check_xy(xy: np.ndarray, file: Path, where: str) -> np.ndarray:
 
 
 def _check_counts(x, file: Path, where: str) -> sp.csr_matrix:
-    """Return ``x`` as CSR after checking it holds finite non-negative integers."""
+    """Return ``x`` as CSR after checking it holds finite non-negative whole numbers (the
+    rule of :func:`~napari_stlnmf.io.counts.non_integer`)."""
     m = sp.csr_matrix(x)
     values = m.data
     kind = values.dtype.kind
@@ -73,19 +75,11 @@ def _check_counts(x, file: Path, where: str) -> sp.csr_matrix:
     if not np.issubdtype(values.dtype, np.integer):
         if not np.isfinite(values).all():
             raise InputError(f"{file}: {where} has NaN or infinite values")
-        if not np.array_equal(values, np.round(values)):
+        if non_integer(values):
             raise InputError(f"{file}: {where} has non-integer values; raw counts are needed")
     if values.size and values.min() < 0:
         raise InputError(f"{file}: {where} has negative values; raw counts are needed")
     return m
-
-
-def _looks_normalised(x) -> bool:
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    if np.issubdtype(values.dtype, np.integer):
-        return False
-    with np.errstate(invalid="ignore"):
-        return not np.array_equal(values, np.round(values))
 
 
 def _new_library(stem: str, metadata: dict) -> dict:
@@ -147,7 +141,7 @@ def read_h5ad_spatial(path: str | os.PathLike) -> ad.AnnData:
     if adata.X is None:
         raise InputError(f"{file}: no X matrix")
     x, where = adata.X, "X"
-    if "counts" in adata.layers and _looks_normalised(x):
+    if "counts" in adata.layers and non_integer(x):
         x, where = adata.layers["counts"], "layers['counts']"
     adata.X = _check_counts(x, file, where)
 

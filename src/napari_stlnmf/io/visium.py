@@ -49,6 +49,7 @@ __all__ = [
     "read_image",
     "image_scale",
     "spot_diameter",
+    "library",
     "POSITION_COLUMNS",
 ]
 
@@ -439,32 +440,43 @@ def read_visium(
     return adata
 
 
-def _library(adata: ad.AnnData, library_id: str | None) -> dict:
-    libs = adata.uns.get("spatial", {})
-    if library_id is None:
-        if len(libs) != 1:
-            raise KeyError(f"pass library_id: uns['spatial'] has {len(libs)} libraries")
-        library_id = next(iter(libs))
-    return libs[library_id]
+def library(adata: ad.AnnData, library_id: str | None = None) -> tuple[str | None, dict]:
+    """The slide's ``uns["spatial"]`` library as ``(library_id, library dict)``.
+
+    The library named ``library_id`` (KeyError when absent), else the first one (every
+    reader here writes one library per slide); ``(None, {})`` when there is none.
+    """
+    libs = adata.uns.get("spatial") or {}
+    if library_id is not None:
+        if library_id not in libs:
+            raise KeyError(f"uns['spatial'] has no library {library_id!r}")
+        return str(library_id), libs[library_id] or {}
+    for lib_id, lib in libs.items():
+        return str(lib_id), lib or {}
+    return None, {}
 
 
 def image_scale(adata: ad.AnnData, image_key: str, library_id: str | None = None) -> float:
     """Factor from full-resolution pixels to pixels of image ``image_key``.
 
     ``"hires"`` -> ``tissue_hires_scalef``, ``"lowres"`` -> ``tissue_lowres_scalef``,
-    ``"fullres"`` -> 1.0. ``library_id`` may be left out when there is one library.
+    ``"fullres"`` -> 1.0, from the library of :func:`library`. KeyError when the slide
+    has no such scale factor.
     """
     if image_key == "fullres":
         return 1.0
     if image_key not in _SCALE_KEYS:
         raise KeyError(f"unknown image {image_key!r}")
-    return float(_library(adata, library_id)["scalefactors"][_SCALE_KEYS[image_key]])
+    scalefactors = library(adata, library_id)[1].get("scalefactors") or {}
+    return float(scalefactors[_SCALE_KEYS[image_key]])
 
 
 def spot_diameter(adata: ad.AnnData, library_id: str | None = None) -> float | None:
-    """Spot diameter in full-resolution pixels, or None when unknown."""
+    """Spot diameter in full-resolution pixels (library of :func:`library`), or None when
+    unknown."""
     try:
-        d = _library(adata, library_id).get("scalefactors", {}).get("spot_diameter_fullres")
+        lib = library(adata, library_id)[1]
     except KeyError:
         return None
+    d = (lib.get("scalefactors") or {}).get("spot_diameter_fullres")
     return None if d is None else float(d)

@@ -18,24 +18,25 @@ regularisers vanish.
 
 from __future__ import annotations
 
-import warnings
-
+import numpy as np
+import scipy.sparse as sp
 import torch
+
+from ._sparse import csr_tensor
 
 __all__ = [
     "DataTerm",
     "DenseKLData",
     "FrobeniusData",
     "KLData",
+    "make_data_term",
     "make_kl_data",
     "mm_factor",
     "ratio_factor",
+    "torch_csr",
 ]
 
 _EPS = 1e-10
-
-# torch prints a "beta" notice on every CSR tensor; the CSR ops used here are stable.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 def mm_factor(
@@ -203,9 +204,7 @@ class KLData(_KLTerm):
         if pattern_values is None:
             pattern_values = torch.zeros_like(self.vals)
         self.pattern_values = pattern_values
-        self.pattern = torch.sparse_csr_tensor(
-            self.crow, self.col, pattern_values, size=self.shape, check_invariants=False
-        )
+        self.pattern = csr_tensor(self.crow, self.col, pattern_values, self.shape)
         if weights is None:
             weights = torch.ones(self.shape[1], dtype=self.vals.dtype, device=self.vals.device)
         self._set_common(_row_sums(x_csr, weights), signatures, weights)
@@ -224,9 +223,7 @@ class KLData(_KLTerm):
         return y.values().clamp_min(_EPS)
 
     def _csr(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(
-            self.crow, self.col, values, size=self.shape, check_invariants=False
-        )
+        return csr_tensor(self.crow, self.col, values, self.shape)
 
     def pieces(self, u):
         c_log = _KLRatio.apply(u, self) * self.inv_t[:, None]
@@ -248,12 +245,8 @@ class KLData(_KLTerm):
         for s in range(0, self.n_spots, size):
             e = min(s + size, self.n_spots)
             lo, hi = int(self.crow[s]), int(self.crow[e])
-            sub = torch.sparse_csr_tensor(
-                self.crow[s : e + 1] - lo,
-                self.col[lo:hi],
-                self.vals[lo:hi],
-                size=(e - s, self.shape[1]),
-                check_invariants=False,
+            sub = csr_tensor(
+                self.crow[s : e + 1] - lo, self.col[lo:hi], self.vals[lo:hi], (e - s, self.shape[1])
             )
             blocks.append(
                 (slice(s, e), KLData(sub, self.sig, self.pattern_values[lo:hi], self.weights))
@@ -319,6 +312,30 @@ def make_kl_data(
     if 0 < entries <= DENSE_MAX_ENTRIES and nnz >= DENSE_MIN_DENSITY * entries:
         return DenseKLData(x_csr.to_dense(), signatures, weights)
     return KLData.from_counts(x_csr, signatures, weights)
+
+
+def torch_csr(x: sp.csr_matrix, device, dtype) -> torch.Tensor:
+    """A scipy CSR matrix as a torch CSR tensor of ``dtype`` on ``device``."""
+    return csr_tensor(
+        torch.as_tensor(x.indptr, dtype=torch.int64),
+        torch.as_tensor(x.indices, dtype=torch.int64),
+        torch.as_tensor(x.data, dtype=dtype),
+        x.shape,
+    ).to(device)
+
+
+def make_data_term(
+    x: sp.csr_matrix, signatures: np.ndarray, kind: str, device, dtype, weights=None
+) -> DataTerm:
+    """Prepare a data term (``kind`` "kl" or "frobenius") for counts ``x`` against
+    ``signatures``; ``weights`` (n_genes,) weight the genes of the KL term (None: all
+    ones)."""
+    xt = torch_csr(x, device, dtype)
+    sig = torch.as_tensor(signatures, dtype=dtype, device=device)
+    if kind == "kl":
+        w = None if weights is None else torch.as_tensor(weights, dtype=dtype, device=device)
+        return make_kl_data(xt, sig, w)
+    return FrobeniusData.from_counts(xt, sig)
 
 
 class _KLRatio(torch.autograd.Function):

@@ -6,7 +6,8 @@ import scipy.sparse as sp
 import torch
 from scipy.optimize import nnls
 
-from napari_stlnmf.core.model import NetConfig, STLNMFNet, multiplicative_step, objective
+from napari_stlnmf.core._oracles import multiplicative_step, objective
+from napari_stlnmf.core.network import NetConfig, STLNMFNet
 
 from .conftest import make_data, make_graph, random_problem
 
@@ -183,7 +184,7 @@ def test_gradients_match_finite_differences(data_term):
 def test_kl_gradient_on_realistic_counts_matches_finite_differences():
     """On sparse, low-depth counts torch's own autograd through sampled_addmm/CSR products
     was wrong by orders of magnitude (torch 2.13 CPU); the hand-written backward is not."""
-    from napari_stlnmf.core.estimator import make_data_term
+    from napari_stlnmf.core.data_terms import make_data_term
     from napari_stlnmf.core.simulate import SimulationSettings, simulate_demo_slide
 
     d = simulate_demo_slide(
@@ -215,8 +216,8 @@ def test_kl_gradient_on_realistic_counts_matches_finite_differences():
 
 def test_warm_start_is_the_plain_update_and_blocks_agree(data_term):
     """Warm-start updates = the unregularised MU (PlainKL for KL), whole or blocked."""
-    from napari_stlnmf.core.estimator import PlainKL
-    from napari_stlnmf.core.model import plain_updates
+    from napari_stlnmf.core.baselines import PlainKL
+    from napari_stlnmf.core.network import plain_updates
     from napari_stlnmf.core.reference import Reference
 
     x, sig, coords, regions = random_problem(9, m=50)
@@ -245,8 +246,8 @@ def test_weighted_kl_fixed_point_is_the_weighted_poisson_optimum():
     computed independently in numpy, and differs from the unweighted optimum."""
     x, sig, _, _ = random_problem(seed=3, m=20, n=30, k=4)
     w = np.random.default_rng(1).uniform(0.05, 1.0, size=30)
-    from napari_stlnmf.core.layers import KLData
-    from napari_stlnmf.core.model import plain_updates
+    from napari_stlnmf.core.data_terms import KLData
+    from napari_stlnmf.core.network import plain_updates
 
     from .conftest import torch_csr
 
@@ -274,7 +275,7 @@ def test_weighted_kl_fixed_point_is_the_weighted_poisson_optimum():
 def test_dense_and_sparse_kl_terms_agree():
     """Same objective, pieces and network output whichever implementation
     ``make_kl_data`` picks (dense for small dense matrices, sparse otherwise)."""
-    from napari_stlnmf.core.layers import DenseKLData, KLData, make_kl_data
+    from napari_stlnmf.core.data_terms import DenseKLData, KLData, make_kl_data
 
     from .conftest import torch_csr
 

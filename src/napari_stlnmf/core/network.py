@@ -7,17 +7,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data_terms import DataTerm, mm_factor, ratio_factor
 from .graph import SpotGraph
-from .layers import DataTerm, mm_factor, ratio_factor
+from .validation import Interval
 
-__all__ = ["NetConfig", "STLNMFNet", "objective"]
+__all__ = [
+    "NetConfig",
+    "STLNMFNet",
+    "plain_updates",
+    "is_net_init",
+    "DATA_TERMS",
+    "GROUPS",
+    "UPDATES",
+    "INIT_FIELDS",
+]
 
 _FLOOR = 1e-8
+
+#: Allowed values of :class:`NetConfig`'s ``data_term``, ``group`` and ``update``.
+DATA_TERMS = ("kl", "frobenius")
+GROUPS = ("region", "literal", "none")
+UPDATES = ("mm", "ratio")
+#: :class:`NetConfig`'s initial values of the learned parameters (all positive).
+INIT_FIELDS = ("lambda1", "lambda2", "lambda3", "sigma1", "sigma2", "omega")
 
 
 @dataclass
@@ -65,6 +83,21 @@ class NetConfig:
         return asdict(self)
 
 
+def is_net_init(value) -> bool:
+    """A dict of initial values a caller may give for :class:`NetConfig`: positive
+    ``INIT_FIELDS`` and a non-negative integer ``warm_start``."""
+    if not isinstance(value, dict):
+        return False
+    for key, v in value.items():
+        if key == "warm_start":
+            ok = v in Interval(Integral, 0, None)
+        else:
+            ok = key in INIT_FIELDS and v in Interval(Real, 0, None, closed="neither")
+        if not ok:
+            return False
+    return True
+
+
 def _inv_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
@@ -74,11 +107,12 @@ class STLNMFNet(nn.Module):
 
     def __init__(self, config: NetConfig):
         super().__init__()
-        if config.data_term not in ("kl", "frobenius"):
+        # the network's own invariants (a config may come from a file, not from STLNMF)
+        if config.data_term not in DATA_TERMS:
             raise ValueError(f"data_term must be 'kl' or 'frobenius', got {config.data_term!r}")
-        if config.group not in ("region", "literal", "none"):
+        if config.group not in GROUPS:
             raise ValueError(f"group must be 'region', 'literal' or 'none', got {config.group!r}")
-        if config.update not in ("mm", "ratio"):
+        if config.update not in UPDATES:
             raise ValueError(f"update must be 'mm' or 'ratio', got {config.update!r}")
         self.config = config
         n_sets = 1 if config.tied else config.n_layers
@@ -89,6 +123,16 @@ class STLNMFNet(nn.Module):
         self.omega_raw = nn.Parameter(
             torch.full((config.n_regions, config.n_types), _inv_softplus(config.omega))
         )
+
+    @staticmethod
+    def parameter_shapes(config: NetConfig) -> dict[str, tuple[int, ...]]:
+        """Shape of every tensor of the network's ``state_dict`` for ``config``."""
+        n_sets = 1 if config.tied else config.n_layers
+        return {
+            "log_lambda": (n_sets, 3),
+            "log_sigma": (n_sets, 2),
+            "omega_raw": (config.n_regions, config.n_types),
+        }
 
     # -- learned parameters in their natural units ------------------------------------
     @property
@@ -306,49 +350,3 @@ def blocked_layer(
         )
         out[rows] = _normalise(new)
     return out
-
-
-def multiplicative_step(
-    u: torch.Tensor,
-    data: DataTerm,
-    graph: SpotGraph,
-    w: torch.Tensor,
-    region_idx: torch.Tensor,
-    omega: torch.Tensor,
-    lam1: torch.Tensor,
-    lam2: torch.Tensor,
-    lam3: torch.Tensor,
-    group: str = "region",
-    update: str = "mm",
-) -> torch.Tensor:
-    """One update with explicit parameters (what every layer of the network computes)."""
-    terms = layer_terms(graph, w, region_idx, omega, lam1, lam2, lam3, group, u.shape[0])
-    return apply_step(u, data, terms, group, update)
-
-
-def objective(
-    u: torch.Tensor,
-    data: DataTerm,
-    graph: SpotGraph,
-    w: torch.Tensor,
-    region_idx: torch.Tensor,
-    omega: torch.Tensor,
-    lam1: float,
-    lam2: float,
-    lam3: float,
-    group: str = "region",
-    **data_kw,
-) -> torch.Tensor:
-    """The STL NMF objective (per spot), matching :func:`multiplicative_step`'s gradient."""
-    m = u.shape[0]
-    diff = u[graph.src] - u[graph.dst]
-    lap = 0.25 * (w[:, None] * diff * diff).sum()  # 1/2 Tr(U^T L U); edges listed twice
-    s2o = 0.5 * ((u.sum(1) - 1.0) ** 2).sum()
-    gw = _group_weights(omega, region_idx, group, m)
-    if gw is None:
-        grp = u.new_zeros(())
-    elif group == "region":
-        grp = 0.5 * (gw * u * u).sum()
-    else:
-        grp = 0.5 * ((u @ gw) * u).sum()
-    return (data.value(u, **data_kw) + lam1 * lap + lam2 * s2o + lam3 * grp) / m

@@ -1,0 +1,233 @@
+"""The ``stlnmf`` command line: its argument parser, help text and exit codes.
+
+The commands themselves are in :mod:`napari_stlnmf.cli`. Choices and defaults come from
+:mod:`napari_stlnmf.options`, the same ones the widget and :mod:`~napari_stlnmf.pipeline`
+use.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import (
+    DATA_TERMS,
+    DEVICES,
+    FRACTIONS,
+    GENE_WEIGHTS,
+    MARKERS_PER_TYPE,
+    METHODS,
+    RunOptions,
+)
+
+__all__ = ["build_parser", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+
+#: Defaults of the training options (the estimator's own).
+_DEFAULTS = RunOptions()
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+_DESCRIPTION = """\
+Find where cell types sit in a tissue: deconvolve spatial transcriptomics spots (10x Visium
+and the like) against a single-cell reference with STL NMF, a spatially regularised NMF
+unrolled into a small network whose parameters are learned on slides simulated from the
+reference on this slide's own spot layout and regions. Runs on CPU by default, on a CUDA GPU
+when one is present (--device auto).
+"""
+
+_EPILOG = """\
+inputs
+  --spatial PATH   a Space Ranger outs/ folder (filtered_feature_bc_matrix.h5 or its MTX
+                   folder, spatial/tissue_positions*.csv, scalefactors_json.json, images),
+                   an .h5ad with obsm["spatial"], or a counts table (.csv/.tsv, spots x genes
+                   or genes x spots, detected) with --coords (barcode,x,y).
+  --reference PATH a single-cell .h5ad with raw counts and a cell-type column (--label-key),
+                   a 10x MTX folder with --labels CSV, or a signature table .csv/.tsv (genes
+                   in rows, one column of mean counts per cell for each type; an optional
+                   row "library_size").
+  --regions PATH   a CSV (barcode,region) or a label image (.tif/.png) painted on the
+                   slide's hires, lowres or full-resolution image (told apart by its shape);
+                   each spot takes the label under its centre (0 = unassigned).
+  --sample NAME    a bundled sample instead of --spatial/--reference: mouse_brain (real
+                   CytAssist H&E and spot layout, counts composed from real cells, with
+                   ground truth) or hippocampus (real Visium slide and scRNA reference).
+
+outputs (deconvolve, in --out DIR; written atomically, all or none)
+  proportions.csv  barcode, x, y (full-resolution pixels), region, one column per type
+  region_means.csv mean proportion of each type per region, with the number of spots
+  result.h5ad      the slide with obsm["stlnmf_proportions"], obs["stlnmf_dominant_type"]
+                   and the run's parameters, genes and versions in uns["stlnmf"]
+  run.json         parameters, gene overlap, genes used, timings, versions, seed
+  proportions.png  one map per cell type
+  Proportions are fractions of cells (--fractions cells, the default: library-size
+  corrected) or of mRNA (--fractions mrna); run.json and result.h5ad say which.
+  Spots with no counts on the genes used get empty (NaN) rows and a warning, never dropped.
+
+examples
+  stlnmf deconvolve --sample mouse_brain --out results/
+  stlnmf deconvolve --spatial outs/ --reference sc.h5ad --label-key cell_type \\
+         --regions regions.tif --out results/
+  stlnmf train --spatial outs/ --reference sc.h5ad --save model.safetensors
+  stlnmf deconvolve --spatial outs/ --model model.safetensors --out results/
+  stlnmf info model.safetensors
+
+exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error, 130 interrupted.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage stays in --help)."""
+
+    def error(self, message):  # noqa: D102
+        self.exit(EXIT_BAD_INPUT, f"stlnmf: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int):
+    """argparse type: an int >= ``low`` (a bad value is a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
+    g = p.add_argument_group("slide and reference")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spatial", metavar="PATH", help="slide: outs/ folder, .h5ad or table")
+    src.add_argument("--sample", metavar="NAME", help="a bundled sample (see below)")
+    g.add_argument("--coords", metavar="CSV", help="spot coordinates for a counts table")
+    g.add_argument(
+        "--fullres-image", metavar="TIFF", help="full-resolution image of an outs/ folder"
+    )
+    g.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="single-cell .h5ad, MTX folder or signature table"
+        + ("" if need_reference else " (optional with --model)"),
+    )
+    g.add_argument("--label-key", metavar="KEY", help="cell-type column of the reference")
+    g.add_argument("--labels", metavar="CSV", help="cell labels for an MTX reference")
+    g.add_argument(
+        "--min-cells",
+        type=_int_at_least(0),
+        default=5,
+        metavar="N",
+        help="leave out (and report) types with fewer cells (default 5)",
+    )
+    g.add_argument("--regions", metavar="PATH", help="regions: CSV barcode,region or label image")
+    m = p.add_argument_group("method")
+    m.add_argument(
+        "--method",
+        choices=METHODS,
+        default=METHODS[0],
+        help="stlnmf (default), or the baselines plainkl / nnls",
+    )
+    m.add_argument(
+        "--all-genes",
+        action="store_true",
+        help="use every shared gene instead of marker genes",
+    )
+    m.add_argument(
+        "--markers-per-type",
+        type=_int_at_least(1),
+        default=MARKERS_PER_TYPE,
+        metavar="N",
+        help=f"marker genes per cell type (default {MARKERS_PER_TYPE})",
+    )
+    m.add_argument(
+        "--epochs",
+        type=_int_at_least(0),
+        default=_DEFAULTS.epochs,
+        metavar="N",
+        help=f"training epochs ({_DEFAULTS.epochs})",
+    )
+    m.add_argument(
+        "--layers",
+        type=_int_at_least(1),
+        default=_DEFAULTS.n_layers,
+        metavar="N",
+        help=f"unrolled layers ({_DEFAULTS.n_layers})",
+    )
+    m.add_argument(
+        "--warm-start",
+        type=_int_at_least(0),
+        default=_DEFAULTS.warm_start,
+        metavar="N",
+        help=f"plain updates before the learned layers ({_DEFAULTS.warm_start})",
+    )
+    m.add_argument(
+        "--gene-weights",
+        choices=GENE_WEIGHTS,
+        default=_DEFAULTS.gene_weights,
+        help="weight genes of the KL term by 1/(within-type Fano factor) from the "
+        "reference cells (default), or not",
+    )
+    m.add_argument(
+        "--data-term",
+        choices=DATA_TERMS,
+        default=_DEFAULTS.data_term,
+        help="Poisson/KL on raw counts (default) or the paper's Frobenius",
+    )
+    m.add_argument("--device", choices=DEVICES, default="auto")
+    m.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    o = p.add_argument_group("output")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    o.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stlnmf`` argument parser."""
+    parser = _Parser(
+        prog="stlnmf",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"napari-stlnmf {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    d = sub.add_parser(
+        "deconvolve",
+        help="train on simulated slides (unless --model) and write proportions",
+        description="Deconvolve a slide: " + _DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_inputs(d, need_reference=False)
+    d.add_argument("--model", metavar="MODEL", help="a trained model (skips training)")
+    d.add_argument(
+        "--fractions",
+        choices=FRACTIONS,
+        default=FRACTIONS[0],
+        help="fractions of cells (default) or of mRNA",
+    )
+    d.add_argument("--out", metavar="DIR", required=True, help="output folder (created)")
+    d.add_argument("--save-model", metavar="MODEL", help="also save the trained model")
+    d.add_argument("--no-figure", action="store_true", help="skip proportions.png")
+
+    t = sub.add_parser(
+        "train",
+        help="train STL NMF on slides simulated for this slide and save the model",
+        description="Train a model for a slide (simulated training data only) and save it.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_inputs(t, need_reference=True)
+    t.add_argument("--save", metavar="MODEL", required=True, help="model file (.safetensors)")
+
+    i = sub.add_parser("info", help="describe a saved model", description="Describe a model.")
+    i.add_argument("model", metavar="MODEL")
+    i.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser

@@ -1,0 +1,164 @@
+"""Results of a large slide (above :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS`
+spots) as two raster layers: an Image showing one cell type's proportion at a time
+(:func:`set_raster_type` switches it) and a Labels layer of the dominant type.
+
+Switching the type shown needs every type's proportions and the spot raster. They are
+kept in :data:`_RASTERS`, keyed by the Image layer, not in its metadata: the metadata
+(:class:`~napari_stlnmf.gui.meta.ResultMeta`) stays small and plain (names, contrast
+limits), while these arrays are as large as the slide.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .meta import META, Kind, ResultMeta, Role, meta_of, result_layers, role_of, unproxied
+from .raster import SpotRaster, rasterize_spots
+from .result_style import dominant_codes, dominant_colors
+
+__all__ = [
+    "has_raster_values",
+    "raster_values",
+    "set_raster_limits",
+    "set_raster_type",
+    "show_raster",
+]
+
+
+@dataclass
+class _RasterData:
+    raster: SpotRaster
+    values: np.ndarray  # (n_spots, n_types) proportions
+
+
+#: Raster result Image layer (itself, not a napari proxy of it) -> what it can show
+#: (weak: a removed layer takes it along).
+_RASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _raster_data(layer) -> _RasterData:
+    data = _RASTERS.get(unproxied(layer)) if role_of(layer) is Role.RASTER else None
+    if data is None:
+        raise ValueError(f"layer {layer.name!r} is not a raster result layer")
+    return data
+
+
+def has_raster_values(layer) -> bool:
+    """True for a raster result layer made here (a copy of one, e.g. napari's "duplicate
+    layer", shares its metadata but cannot switch types)."""
+    return role_of(layer) is Role.RASTER and unproxied(layer) in _RASTERS
+
+
+def raster_values(layer) -> np.ndarray:
+    """The (n_spots, n_types) proportions behind a raster result layer."""
+    return _raster_data(layer).values
+
+
+def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits, opacities):
+    """Add or update the raster result layers of ``slide``; returns ``[image, labels]``.
+
+    ``limits`` are the contrast limits of each type (``result_style.type_limits``),
+    ``opacities`` those of new (proportion, dominant) layers.
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    from ..core.graph import spot_pitch
+
+    opacity, dominant_opacity = opacities
+    for layer in result_layers(viewer, slide):
+        if role_of(layer) in (Role.PROPORTION, Role.DOMINANT):
+            viewer.layers.remove(layer)
+    raster = rasterize_spots(xy, spot_pitch(xy))
+    meta: ResultMeta = {
+        "kind": Kind.RESULT,
+        "role": Role.RASTER,
+        "slide": slide,
+        "cell_types": list(cell_types),
+        "limits": [tuple(lim) for lim in limits],
+        "scaling": scaling,
+        "current": cell_types[0],
+    }
+    found = result_layers(viewer, slide, Role.RASTER)
+    img = raster.image(values[:, 0])
+    name = f"{cell_types[0]} (proportion)"
+    if found:
+        layer = found[0]
+        layer.data = img
+        layer.scale = (raster.scale, raster.scale)
+        layer.translate = raster.translate
+        layer.metadata = {META: meta}
+        layer.colormap = colormap
+        layer.contrast_limits = limits[0]
+        layer.name = name
+    else:
+        layer = viewer.add_image(
+            img,
+            name=name,
+            colormap=colormap,
+            contrast_limits=limits[0],
+            scale=(raster.scale,) * 2,
+            translate=raster.translate,
+            opacity=opacity,
+            metadata={META: meta},
+        )
+    _RASTERS[unproxied(layer)] = _RasterData(raster, values)
+
+    dom = raster.labels(dominant_codes(values))
+    colors = dominant_colors(cell_types)
+    dmeta: ResultMeta = {
+        "kind": Kind.RESULT,
+        "role": Role.RASTER_DOMINANT,
+        "slide": slide,
+        "cell_types": list(cell_types),
+        "colors": colors,
+    }
+    color_dict = {i + 1: colors[t] for i, t in enumerate(cell_types)}
+    # label 0 is both "no spot" and "no dominant type" on the raster: transparent
+    color_dict[None] = (0, 0, 0, 0)
+    color_dict[0] = (0, 0, 0, 0)
+    cmap = DirectLabelColormap(color_dict=color_dict)
+    found = result_layers(viewer, slide, Role.RASTER_DOMINANT)
+    if found:
+        dlayer = found[0]
+        dlayer.data = dom
+        dlayer.scale = (raster.scale, raster.scale)
+        dlayer.translate = raster.translate
+        dlayer.colormap = cmap
+        dlayer.metadata = {META: dmeta}
+    else:
+        dlayer = viewer.add_labels(
+            dom,
+            name="dominant type",
+            scale=(raster.scale,) * 2,
+            translate=raster.translate,
+            opacity=dominant_opacity,
+            metadata={META: dmeta},
+            visible=False,
+            colormap=cmap,
+        )
+    return [layer, dlayer]
+
+
+def set_raster_type(layer, cell_type: str) -> None:
+    """Show another cell type on a raster result layer (one gather + texture upload)."""
+    data = _raster_data(layer)
+    m = meta_of(layer)
+    types = m["cell_types"]
+    if cell_type not in types:
+        raise ValueError(f"unknown cell type {cell_type!r}; the result has {types}")
+    j = types.index(cell_type)
+    layer.data = data.raster.image(data.values[:, j])
+    layer.contrast_limits = m["limits"][j]
+    layer.name = f"{cell_type} (proportion)"
+    m["current"] = cell_type
+
+
+def set_raster_limits(layer, limits: list[tuple[float, float]]) -> None:
+    """New contrast limits per type of a raster result layer (the shown type's apply now)."""
+    m = meta_of(layer)
+    m["limits"] = [tuple(lim) for lim in limits]
+    j = m["cell_types"].index(m.get("current", m["cell_types"][0]))
+    layer.contrast_limits = m["limits"][j]
