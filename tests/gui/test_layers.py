@@ -63,6 +63,7 @@ def test_sample_menu_opens_mouse_brain(make_napari_viewer):
     assert names == ["mouse_brain hires", "mouse_brain spots", "mouse_brain ground truth"]
     image, spots, truth = viewer.layers
     assert spots.data.shape == (2310, 2)
+    assert spots.opacity < 0.5  # the H&E bands show through the region colours
     assert len(set(spots.features.region)) >= 8 and (spots.features.region > 0).all()
     assert not truth.visible and truth.features.shape[1] == 1 + 17
     # spots sit on tissue: darker than the glass at the image border

@@ -24,6 +24,7 @@ from .raster import rasterize_spots
 
 __all__ = [
     "LARGE_SLIDE_SPOTS",
+    "SPOTS_OPACITY",
     "LayerData",
     "META",
     "slide_layers",
@@ -40,6 +41,10 @@ LayerData = tuple[Any, dict[str, Any], str]
 #: Above this many spots, slides and results are drawn as one raster image instead of
 #: Points layers (measured: benchmarks/bench_gui_scale.py, docs/gui.md).
 LARGE_SLIDE_SPOTS = 100_000
+
+#: Opacity of a slide's spots layer: the region colours stay readable while the
+#: hematoxylin bands under the spots (CA1, dentate) still show through for painting.
+SPOTS_OPACITY = 0.45
 
 # META (re-exported): the key of the plugin's dict in layer.metadata, see gui.meta
 
@@ -158,7 +163,7 @@ def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
         "features": features,
         "face_color": region_colors(region),
         "border_width": 0,
-        "opacity": 0.6,
+        "opacity": SPOTS_OPACITY,
         "metadata": {META: info},
     }
     return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")
