@@ -44,14 +44,10 @@ def reference_columns(path: str | Path) -> list[str]:
             spatial = "obsm" in f and "spatial" in f["obsm"]
     except Exception as e:  # anything h5py / anndata raise for a broken file
         raise InputError(f"reference {p} is not a readable .h5ad file ({e})") from None
-    from ..io.reference import label_columns
+    from ..io.reference import check_not_a_slide, label_columns
 
     cols = label_columns(obs)
-    if not cols and spatial:
-        raise InputError(
-            f"reference {p.name} looks like a spatial slide (spot coordinates, no cell-type "
-            "column): choose a single-cell reference with a cell-type column"
-        )
+    check_not_a_slide(cols, spatial, p.name)
     if not cols:
         raise InputError(
             f"reference {p.name} has no column that can hold cell types (text or category "

@@ -42,6 +42,7 @@ __all__ = [
     "SmallTypesWarning",
     "label_columns",
     "label_column_problem",
+    "check_not_a_slide",
 ]
 
 LABEL_KEY_GUESSES = (
@@ -296,16 +297,21 @@ def _read_labels_csv(path: Path, barcodes: list[str]) -> pd.DataFrame:
     return obs.loc[barcodes]
 
 
+def check_not_a_slide(usable: list[str], spatial: bool, p) -> None:
+    """Refuse the usual mix-up: a spatial slide (``obsm["spatial"]``, no column that can
+    hold cell types) chosen as the reference. ``usable`` is :func:`label_columns`."""
+    if spatial and not usable:
+        raise InputError(
+            f"reference {p} looks like a spatial slide (spot coordinates in obsm['spatial'], "
+            "no cell-type column): the reference must be single cells with a cell-type column"
+        )
+
+
 def _choose_label_key(
     obs: pd.DataFrame, label_key: str | None, p: Path, spatial: bool = False
 ) -> str:
     cols = [str(c) for c in obs.columns]
     usable = label_columns(obs)
-    # a slide (obsm["spatial"], no column that can hold cell types) is the usual mix-up
-    slide_hint = (
-        f"reference {p} looks like a spatial slide (spot coordinates in obsm['spatial'], no "
-        "cell-type column): the reference must be single cells with a cell-type column"
-    )
     if label_key is not None:
         if label_key not in obs.columns:
             raise InputError(
@@ -314,13 +320,11 @@ def _choose_label_key(
             )
         problem = label_column_problem(obs[label_key], label_key)
         if problem is not None:
-            if spatial and not usable:
-                raise InputError(slide_hint)
+            check_not_a_slide(usable, spatial, p)
             hint = f"; columns that can: {', '.join(usable[:10])}" if usable else ""
             raise InputError(f"reference {p}: {problem}{hint}")
         return label_key
-    if spatial and not usable:
-        raise InputError(slide_hint)
+    check_not_a_slide(usable, spatial, p)
     for guess in LABEL_KEY_GUESSES:
         if guess in usable:
             return guess
