@@ -14,7 +14,11 @@ Dirichlet proportions of 10 cell types, this measures in a shown ``napari.Viewer
 * **switch**: showing another cell type + draw, median over the 10 types: per-type Points
   layers by visibility (and active layer), the raster by ``set_raster_type``;
 * for comparison at 200k, the Points path forced: spots as Points (threshold patched),
-  ``show_results(..., large=False)`` with 2 types and one ``layer.face_color`` switch.
+  ``show_results(..., large=False)`` with 2 types and one ``layer.face_color`` switch;
+* a Visium HD slide (``--hd-bins``, default 650k 8 µm bins on a square grid with a
+  rounded tissue mask, rotated 0.3° against the H&E, 20 Dirichlet cell types): open, results
+  and switch as above, drawn on the bin grid itself (:mod:`napari_stlnmf.gui.bins`); the
+  open time is split into building the layer data (``slide_layers``) and adding + drawing.
 
 Cheap steps are repeated (median of 3); slow ones run once. Run under Xvfb with
 ``QT_QPA_PLATFORM`` unset (offscreen has no GL context)::
@@ -42,6 +46,11 @@ import scipy.sparse as sp
 
 N_GENES = 50
 N_TYPES = 10
+#: the Visium HD case: types, bin size (µm), microns per full-resolution px, grid rotation
+HD_TYPES = 20
+HD_BIN_UM = 8.0
+HD_MPP = 0.2738
+HD_ANGLE_DEG = 0.3
 PITCH = 100.0
 HIRES = 2000
 REPEATS = 3
@@ -113,12 +122,87 @@ def make_slide(n: int, seed: int = 0):
     return adata
 
 
-def make_table(adata, seed: int = 1) -> tuple[pd.DataFrame, list[str]]:
-    """Proportions table (barcode, x, y, region, T0..T9), Dirichlet rows."""
+def hd_tissue(side: int) -> np.ndarray:
+    """(side, side) bool: a rounded square of tissue (|u|^4 + |v|^4 < 1, ~93% of it)."""
+    u = np.linspace(-1.0, 1.0, side)
+    return (u[:, None] ** 4 + u[None, :] ** 4) < 1.0
+
+
+def make_hd_slide(n_bins: int, seed: int = 0):
+    """AnnData of about ``n_bins`` Visium HD bins in the form of
+    :func:`napari_stlnmf.io.visium_hd.read_visium_hd` (library ``bench``): an ``side x side``
+    grid of 8 µm bins masked by :func:`hd_tissue`, rotated by ``HD_ANGLE_DEG``, sparse
+    Poisson counts of ``N_GENES`` genes and a ``HIRES`` px hires image."""
+    import anndata as ad
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n_bins / 0.927)))
+    mask = hd_tissue(side)
+    rows, cols = np.nonzero(mask)
+    n = len(rows)
+    s = HD_BIN_UM / HD_MPP
+    th = np.deg2rad(HD_ANGLE_DEG)
+    margin = 0.03 * side * s
+    x = margin + s * (np.cos(th) * (cols + 0.5) - np.sin(th) * (rows + 0.5))
+    y = margin + s * (np.sin(th) * (cols + 0.5) + np.cos(th) * (rows + 0.5))
+    x += s * side * np.sin(th)  # keep every centre positive
+    xy = np.column_stack([x, y])
+    lam = rng.gamma(0.3, 1.0, N_GENES)
+    blocks = []
+    for start in range(0, n, 100_000):  # chunks: a dense (n, genes) int64 is 260 MB
+        m = min(100_000, n - start)
+        blocks.append(sp.csr_matrix(rng.poisson(lam, size=(m, N_GENES)).astype(np.int32)))
+    X = sp.vstack(blocks).tocsr()
+
+    extent = float(xy.max() + margin)
+    scalef = HIRES / extent
+    img = np.full((HIRES, HIRES, 3), 245, dtype=np.uint8)
+    coarse = rng.uniform(0.6, 1.0, (HIRES // 40, HIRES // 40))
+    tex = np.kron(coarse, np.ones((40, 40)))
+    hy = np.clip((y * scalef).astype(int), 0, HIRES - 1)
+    hx = np.clip((x * scalef).astype(int), 0, HIRES - 1)
+    tissue = np.zeros((HIRES, HIRES), dtype=bool)
+    tissue[hy, hx] = True
+    for c, v in enumerate((235, 150, 200)):
+        img[..., c] = np.where(tissue, (v * tex).astype(np.uint8), 245)
+    barcodes = pd.Index([f"s_008um_{r:05d}_{c:05d}-1" for r, c in zip(rows, cols)])
+    genes = [f"G{g:02d}" for g in range(N_GENES)]
+    adata = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame(
+            {"in_tissue": np.ones(n, dtype=np.int64), "array_row": rows, "array_col": cols},
+            index=barcodes,
+        ),
+        var=pd.DataFrame({"gene_symbols": genes, "gene_ids": genes}, index=genes),
+    )
+    adata.obsm["spatial"] = xy
+    adata.uns["spatial"] = {
+        "bench": {
+            "images": {"hires": img},
+            "scalefactors": {
+                "tissue_hires_scalef": scalef,
+                "tissue_lowres_scalef": scalef * 0.1,
+                "spot_diameter_fullres": s,
+                "bin_size_um": HD_BIN_UM,
+                "microns_per_pixel": HD_MPP,
+            },
+            "metadata": {"source": "spaceranger", "path": "<synthetic>"},
+        }
+    }
+    adata.uns["stlnmf_hd"] = {
+        "kind": "bins",
+        "bin_size_um": HD_BIN_UM,
+        "microns_per_pixel": HD_MPP,
+    }
+    return adata
+
+
+def make_table(adata, seed: int = 1, n_types: int = N_TYPES) -> tuple[pd.DataFrame, list[str]]:
+    """Proportions table (barcode, x, y, region, T0..T{n_types-1}), Dirichlet rows."""
     rng = np.random.default_rng(seed)
     n = adata.n_obs
-    types = [f"T{j}" for j in range(N_TYPES)]
-    props = rng.dirichlet(np.full(N_TYPES, 0.5), size=n)
+    types = [f"T{j}" for j in range(n_types)]
+    props = rng.dirichlet(np.full(n_types, 0.5), size=n)
     xy = adata.obsm["spatial"]
     table = pd.DataFrame(
         {
@@ -300,6 +384,84 @@ def bench_size(n: int, *, force_points: bool = False) -> dict:
     return row
 
 
+def bench_hd(n_bins: int) -> dict:
+    """Open, results and type switches of a Visium HD slide (bins on their own grid)."""
+    from napari.layers import Layer
+
+    from napari_stlnmf.gui.layers import slide_layers
+    from napari_stlnmf.gui.results import result_layers, set_raster_type, show_results
+
+    adata = make_hd_slide(n_bins)
+    table, types = make_table(adata, n_types=HD_TYPES)
+    viewer = new_viewer()
+    row: dict = {"spots": adata.n_obs, "hd": True}
+    try:
+        parts: dict[str, list[float]] = {"data": [], "add": []}
+
+        def open_hd() -> float:
+            t0 = time.perf_counter()
+            tuples = slide_layers(adata)
+            t1 = time.perf_counter()
+            for data, kwargs, kind in tuples:
+                viewer.add_layer(Layer.create(data, kwargs, kind))
+            draw(viewer)
+            t2 = time.perf_counter()
+            parts["data"].append(t1 - t0)
+            parts["add"].append(t2 - t1)
+            return t2 - t0
+
+        row["open"] = repeat(open_hd, lambda: clear(viewer))
+        row["open_data"], row["open_add"] = parts["data"], parts["add"]
+        spots = viewer.layers[-1]
+        row["grid"] = tuple(spots.data.shape)
+        row["affine"] = not np.allclose(spots.affine.affine_matrix, np.eye(3))
+        t0 = time.perf_counter()
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        row["first_draw"] = time.perf_counter() - t0
+        row["painted_open"] = painted_fraction(shot)
+        log(
+            f"  HD {adata.n_obs:,} bins, grid {row['grid']}, affine {row['affine']}: open "
+            f"{fmt_list(row['open'])} (layer data {fmt_list(parts['data'])}, add + draw "
+            f"{fmt_list(parts['add'])}) first draw {row['first_draw']:.2f}s"
+        )
+        out: list = []
+
+        def results():
+            t0 = time.perf_counter()
+            out[:] = show_results(viewer, table, types, slide=spots.name)
+            draw(viewer)
+            return time.perf_counter() - t0
+
+        def drop_results():
+            for ly in result_layers(viewer, spots.name):
+                viewer.layers.remove(ly)
+            draw(viewer)
+            gc.collect()
+
+        row["results"] = repeat(results, drop_results)
+        layer = out[0]
+        assert layer.data.shape == row["grid"], "results not on the bin grid"
+        row["path"], row["switch_how"] = "bins", "set_raster_type"
+        log(f"  HD results (bin raster, {len(out)} layers) {fmt_list(row['results'])}")
+        order = types[1:] + types[:1]
+        row["switch"] = [
+            timed(lambda t=t: (set_raster_type(layer, t), draw(viewer))) for t in order
+        ]
+        t0 = time.perf_counter()
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        row["draw_after"] = time.perf_counter() - t0
+        row["painted_results"] = painted_fraction(shot)
+        log(
+            f"  HD switch median {med(row['switch']):.3f}s of {fmt_list(row['switch'])}; "
+            f"redraw {row['draw_after']:.2f}s"
+        )
+    finally:
+        viewer.close()
+        draw_app()
+        gc.collect()
+    return row
+
+
 def draw_app():
     from qtpy.QtWidgets import QApplication
 
@@ -332,6 +494,8 @@ def render(rows: list[dict], total_s: float) -> str:
             ("points", "visibility"): "Points, 10 per-type layers (auto)",
             ("raster", "set_raster_type"): "raster Image + Labels (auto)",
             ("points", "face_color"): "Points forced (2 types, face_color switch)",
+            ("bins", "set_raster_type"): f"Visium HD bins: bin-grid Image + Labels, "
+            f"{HD_TYPES} types",
         }[(r["path"], r["switch_how"])]
         lines.append(
             f"| {r['spots']:,} | {label} | {med(r['open']):.2f} | {med(r['results']):.2f} | "
@@ -340,6 +504,12 @@ def render(rows: list[dict], total_s: float) -> str:
     table = "\n".join(lines)
     details = ["", "Details (seconds; each list = the repeats / the switches, in order):", ""]
     for r in rows:
+        if r.get("hd"):
+            details.append(
+                f"- {r['spots']:,} HD bins on a {r['grid'][0]}x{r['grid'][1]} grid "
+                f"(affine placement: {r['affine']}): layer data {fmt_list(r['open_data'])} "
+                f"+ add and draw {fmt_list(r['open_add'])}"
+            )
         details.append(
             f"- {r['spots']:,} {r['path']}: open {fmt_list(r['open'])}, results "
             f"{fmt_list(r['results'])}, switch ({r['switch_how']}) {fmt_list(r['switch'])}, "
@@ -371,8 +541,9 @@ def render(rows: list[dict], total_s: float) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[5_000, 200_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[5_000, 200_000])
     p.add_argument("--no-forced", action="store_true", help="skip the forced Points comparison")
+    p.add_argument("--hd-bins", type=int, default=650_000, help="Visium HD case: bins (0 skips it)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
@@ -391,6 +562,9 @@ def main(argv=None) -> int:
         for n in big[:1]:
             print(f"{n:,} spots, Points forced", flush=True)
             rows.append(bench_size(n, force_points=True))
+    if args.hd_bins:
+        print(f"Visium HD, {args.hd_bins:,} bins", flush=True)
+        rows.append(bench_hd(args.hd_bins))
     text = render(rows, time.perf_counter() - t_start)
     print()
     print(text)

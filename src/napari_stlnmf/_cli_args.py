@@ -13,6 +13,7 @@ from .options import (
     DATA_TERMS,
     DEVICES,
     FRACTIONS,
+    GENE_CHOICES,
     GENE_WEIGHTS,
     MARKERS_PER_TYPE,
     METHODS,
@@ -28,6 +29,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
+#: Visium HD bin folders (io.visium_hd.BIN_SIZES; not imported: the parser loads no pandas).
+HD_BIN_SIZES = (2, 8, 16)
+
 _DESCRIPTION = """\
 Find where cell types sit in a tissue: deconvolve spatial transcriptomics spots (10x Visium
 and the like) against a single-cell reference with STL NMF, a spatially regularised NMF
@@ -42,6 +46,10 @@ inputs
                    folder, spatial/tissue_positions*.csv, scalefactors_json.json, images),
                    an .h5ad with obsm["spatial"], or a counts table (.csv/.tsv, spots x genes
                    or genes x spots, detected) with --coords (barcode,x,y).
+                   A Visium HD outs/ folder (binned_outputs/square_*um/ with
+                   spatial/tissue_positions.parquet) is read at 8 um bins (--bin-size 2|8|16,
+                   or --rebin-um N to sum the 2 um bins into N um squares); its
+                   segmented_outputs/ folder reads Space Ranger 4 cells instead.
   --reference PATH a single-cell .h5ad with raw counts and a cell-type column (--label-key),
                    a 10x MTX folder with --labels CSV, or a signature table .csv/.tsv (genes
                    in rows, one column of mean counts per cell for each type; an optional
@@ -107,6 +115,20 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     g.add_argument(
         "--fullres-image", metavar="TIFF", help="full-resolution image of an outs/ folder"
     )
+    hd = g.add_mutually_exclusive_group()
+    hd.add_argument(
+        "--bin-size",
+        type=int,
+        choices=HD_BIN_SIZES,
+        metavar="UM",
+        help="Visium HD: bins of 2, 8 (default) or 16 um",
+    )
+    hd.add_argument(
+        "--rebin-um",
+        type=_int_at_least(2),
+        metavar="UM",
+        help="Visium HD: sum the 2 um bins into squares of UM um (a multiple of 2)",
+    )
     g.add_argument(
         "--reference",
         metavar="PATH",
@@ -131,16 +153,26 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
         help="stlnmf (default), or the baselines plainkl / nnls",
     )
     m.add_argument(
+        "--genes",
+        choices=GENE_CHOICES,
+        default="auto",
+        help="genes the fit uses: auto (default: marker genes on deep spots, more genes up "
+        "to all on shallow ones), markers, or all shared genes",
+    )
+    m.add_argument(
         "--all-genes",
-        action="store_true",
-        help="use every shared gene instead of marker genes",
+        dest="genes",
+        action="store_const",
+        const="all",
+        help="same as --genes all",
     )
     m.add_argument(
         "--markers-per-type",
         type=_int_at_least(1),
         default=MARKERS_PER_TYPE,
         metavar="N",
-        help=f"marker genes per cell type (default {MARKERS_PER_TYPE})",
+        help=f"marker genes per cell type, the starting set of --genes auto "
+        f"(default {MARKERS_PER_TYPE})",
     )
     m.add_argument(
         "--epochs",

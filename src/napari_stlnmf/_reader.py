@@ -1,4 +1,5 @@
-"""npe2 reader: a Space Ranger ``outs/`` folder or a spatial ``.h5ad`` -> image + spots.
+"""npe2 reader: a Space Ranger ``outs/`` folder (Visium or Visium HD) or a spatial ``.h5ad``
+-> image + spots.
 
 ``get_reader`` only looks at the path (cheap checks, never raises); the returned function
 reads the slide and builds the layers with :mod:`napari_stlnmf.gui.layers`.
@@ -10,6 +11,10 @@ from pathlib import Path
 
 
 def _is_outs(p: Path) -> bool:
+    from .io.visium_hd import visium_hd_kind
+
+    if visium_hd_kind(p) is not None:  # Visium HD: binned_outputs/ or segmented_outputs/
+        return True
     for d in (p, p / "outs"):
         spatial = d / "spatial"
         if (spatial / "scalefactors_json.json").exists() or any(

@@ -61,6 +61,9 @@ def _load_inputs(args, log: _Log, need_reference: bool):
         kw = {}
         if args.fullres_image:
             kw["fullres_image"] = args.fullres_image
+        for key in ("bin_size", "rebin_um"):  # Visium HD only; read_spatial checks that
+            if getattr(args, key, None) is not None:
+                kw[key] = getattr(args, key)
         adata = read_spatial(args.spatial, coords=args.coords, **kw)
         name = str(args.spatial)
         reference, regions = None, None
@@ -80,6 +83,7 @@ def _load_inputs(args, log: _Log, need_reference: bool):
 
 
 def _prepare(args, adata, reference, regions, name, model, log):
+    from .options import GENE_SELECTIONS
     from .pipeline import prepare
 
     prep = prepare(
@@ -87,7 +91,7 @@ def _prepare(args, adata, reference, regions, name, model, log):
         reference,
         regions=regions,
         model=model,
-        markers=not args.all_genes,
+        markers=GENE_SELECTIONS[args.genes],
         n_markers=args.markers_per_type,
         spatial_name=name,
     )

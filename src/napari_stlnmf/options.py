@@ -30,6 +30,8 @@ __all__ = [
     "DATA_TERMS",
     "DEVICES",
     "MARKERS_PER_TYPE",
+    "GENE_SELECTIONS",
+    "GENE_CHOICES",
     "RunOptions",
     "make_estimator",
     "uses_device",
@@ -46,6 +48,10 @@ DEVICES = ("auto", "cpu", "cuda")
 #: improved seqFISH+ with the full reference (0.084 vs 0.088) but not with the honest
 #: leave-one-FOV-out reference (0.101 vs 0.0996); panels of a few hundred genes keep all.
 MARKERS_PER_TYPE = 100
+#: ``--genes`` / the widget's "genes" choice, and the ``markers`` argument of
+#: :func:`napari_stlnmf.pipeline.prepare` each one gives.
+GENE_SELECTIONS = {"auto": "auto", "markers": True, "all": False}
+GENE_CHOICES = tuple(GENE_SELECTIONS)
 
 
 def _parameters(method: str) -> dict[str, inspect.Parameter]:

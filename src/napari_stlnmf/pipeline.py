@@ -22,7 +22,7 @@ from . import _fallback
 from ._fallback import DeviceFallbackWarning, NotEnoughMemoryError
 from .core import STLNMF, ZeroCountSpotsWarning
 from .core import device as _device
-from .core.markers import select_markers
+from .core.markers import select_genes_for_depth, select_markers
 from .core.reference import Reference
 from .core.validation import check_coords, check_regions
 from .io.errors import InputError
@@ -30,6 +30,7 @@ from .io.export import proportions_table, region_means
 from .io.genes import GeneMatch, match_genes
 from .io.reference import ReferenceSource
 from .options import FRACTIONS, MARKERS_PER_TYPE, METHODS, RunOptions, make_estimator, uses_device
+from .training_report import summarise_history, training_outcome
 
 __all__ = [
     "Prepared",
@@ -159,7 +160,7 @@ def prepare(
     *,
     regions=None,
     model: STLNMF | None = None,
-    markers: bool = True,
+    markers: bool | str = "auto",
     n_markers: int = MARKERS_PER_TYPE,
     spatial_name: str = "the slide",
 ) -> Prepared:
@@ -175,8 +176,11 @@ def prepare(
     model : STLNMF, optional
         A fitted model: its genes and signatures are used (all its genes must be on the
         slide); a reference, when also given, must have the same cell types.
-    markers : bool, default True
-        Keep only marker genes (:func:`~napari_stlnmf.core.markers.select_markers`).
+    markers : {"auto", True, False}, default "auto"
+        ``True`` keeps only marker genes (:func:`~napari_stlnmf.core.markers.select_markers`),
+        ``False`` every shared gene; ``"auto"`` keeps markers on deep spots and more genes,
+        up to all, on shallow ones
+        (:func:`~napari_stlnmf.core.markers.select_genes_for_depth`).
     n_markers : int, default :data:`MARKERS_PER_TYPE` (100)
         Markers per cell type.
     spatial_name : str
@@ -226,12 +230,22 @@ def prepare(
     )
     s_idx, r_idx = match.spatial_index, match.reference_index
     genes = list(match.genes)
-    if markers:
+    if markers == "auto":
+        keep = select_genes_for_depth(
+            reference.profiles[r_idx], _columns(adata.X, s_idx), n_per_type=n_markers
+        )
+    elif markers:
         keep = select_markers(reference.profiles[r_idx], n_per_type=n_markers)
-        s_idx, r_idx, genes = s_idx[keep], r_idx[keep], [genes[i] for i in keep]
+    else:
+        keep = np.arange(len(genes))
+    selected = keep.size < len(genes)
+    s_idx, r_idx, genes = s_idx[keep], r_idx[keep], [genes[i] for i in keep]
     ref = reference.to_reference(r_idx, genes)
     x = _columns(adata.X, s_idx)
-    info["genes"] = _gene_info(match, genes, markers=markers, n_markers=n_markers)
+    info["genes"] = _gene_info(
+        match, genes, markers=selected, n_markers=n_markers if markers is True else 0
+    )
+    info["genes"]["selection"] = "auto" if markers == "auto" else ("markers" if markers else "all")
     info["reference"] = reference.summary()
     return Prepared(x, ref, coords, region_values, list(adata.obs_names), info)
 
@@ -243,7 +257,7 @@ def _columns(X, idx: np.ndarray) -> sp.csr_matrix:
 
 def _gene_info(match: GeneMatch, used: list[str], markers: bool, n_markers: int = 0) -> dict:
     out = {"overlap": match.to_dict(), "markers": markers, "n_used": len(used), "used": used}
-    if markers:
+    if markers and n_markers:
         out["markers_per_type"] = n_markers
     return out
 
@@ -386,6 +400,12 @@ def _model_info(model) -> dict:
         info["epochs_run"] = len(model.history_)
         if model.history_:
             info["best_val_rmse"] = float(min(h.get("val_rmse", np.inf) for h in model.history_))
+        summary = summarise_history(model.history_, int(model.epochs))
+        if summary is not None:
+            # whether the learned network beat the untrained one on the simulated
+            # validation slides, said plainly (the GUI shows the same sentence)
+            info["training_improved"] = bool(summary.improved)
+        info["training_outcome"] = training_outcome(model)
     return info
 
 

@@ -87,6 +87,12 @@ def test_deconvolve_sample_writes_every_output(sample_run):
     assert run_json["genes"]["n_used"] == len(run_json["genes"]["used"]) > 100
     assert run_json["model"]["method"] == "STLNMF"
     assert run_json["model"]["epochs_run"] >= 1
+    assert run_json["genes"]["selection"] == "auto"
+    # whether training beat the untrained network, said plainly
+    improved = run_json["model"]["training_improved"]
+    assert isinstance(improved, bool)
+    outcome = run_json["model"]["training_outcome"]
+    assert ("untrained network is kept" in outcome) == (not improved), outcome
     assert set(run_json["timings"]) >= {
         "read_seconds",
         "train_seconds",
@@ -330,7 +336,7 @@ def test_gene_weights_and_warm_start_options_reach_the_model(tmp_path, capsys):
             json.loads((out / "run.json").read_text())["model"],
         )
     (a, info_a), (b, info_b) = outs["default"], outs["plain"]
-    assert info_a["gene_weights"] == "fano" and info_a["warm_start"] == 100
+    assert info_a["gene_weights"] == "auto" and info_a["warm_start"] == 100
     assert info_b["gene_weights"] == "none" and info_b["warm_start"] == 0
     types = [c for c in a.columns if c not in ("barcode", "x", "y", "region")]
     assert np.abs(a[types].to_numpy() - b[types].to_numpy()).max() > 0.05

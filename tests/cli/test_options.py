@@ -29,7 +29,9 @@ def test_cli_choices_and_defaults_come_from_the_registry():
     )
     assert _action(parser, "method").default == "stlnmf"
     assert tuple(_action(parser, "fractions").choices) == ("cells", "mrna")
-    assert tuple(_action(parser, "gene_weights").choices) == ("fano", "none")
+    assert tuple(_action(parser, "gene_weights").choices) == ("auto", "fano", "none")
+    assert tuple(_action(parser, "genes").choices) == ("auto", "markers", "all")
+    assert _action(parser, "genes").default == "auto"
     assert tuple(_action(parser, "data_term").choices) == ("kl", "frobenius")
     defaults = RunOptions()
     for dest, field in [

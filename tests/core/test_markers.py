@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from napari_stlnmf.core.markers import select_markers
 
@@ -32,3 +33,43 @@ def test_too_few_markers_fall_back_to_all_genes():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="types"):
         select_markers(np.ones((5, 1)))
+
+
+def _panel(rng, k=4, n_markers=30, n_flat=400):
+    """Profiles with ``n_markers`` markers per type and many flat, highly expressed genes."""
+    flat = rng.uniform(5, 10, size=(n_flat, 1)) * np.ones((1, k))
+    blocks = []
+    for t in range(k):
+        b = np.full((n_markers, k), 0.5)
+        b[:, t] = rng.uniform(20, 40, size=n_markers)
+        blocks.append(b)
+    return np.vstack([flat, *blocks])
+
+
+@pytest.mark.parametrize("depth, expect_all", [(20_000.0, False), (150.0, True)])
+def test_gene_choice_follows_the_depth_of_the_spots(depth, expect_all):
+    from napari_stlnmf.core.markers import select_genes_for_depth
+
+    rng = np.random.default_rng(1)
+    profiles = _panel(rng)
+    mix = rng.dirichlet(np.ones(4), size=200)
+    mean = mix @ profiles.T
+    counts = rng.poisson(mean / mean.sum(1, keepdims=True) * depth)
+    idx = select_genes_for_depth(profiles, sp.csr_matrix(counts), n_per_type=10)
+    markers = select_markers(profiles, n_per_type=10)
+    if expect_all:
+        # markers hold ~25 % of a shallow spot's ~150 counts: every gene is kept
+        assert np.array_equal(idx, np.arange(profiles.shape[0]))
+    else:
+        # deep spots hold > 500 counts on the markers: the marker set is enough
+        assert np.array_equal(idx, markers)
+
+
+def test_gene_choice_stops_once_markers_hold_most_counts():
+    from napari_stlnmf.core.markers import select_genes_for_depth
+
+    rng = np.random.default_rng(2)
+    profiles = _panel(rng, n_flat=3)  # almost a marker panel
+    counts = rng.poisson(np.full((50, profiles.shape[0]), 0.5))
+    idx = select_genes_for_depth(profiles, sp.csr_matrix(counts), n_per_type=30)
+    assert np.array_equal(idx, select_markers(profiles, n_per_type=30))

@@ -82,7 +82,7 @@ def test_bad_setting_fails_at_the_start_of_fit_naming_it(tiny, name, value, monk
 def test_gene_weights_typo_is_caught_even_without_training(tiny):
     """It used to be checked only when a data term was built: never in fit with epochs=0."""
     with pytest.raises(
-        ValueError, match=r"'gene_weights' must be one of 'fano', 'none'; got 'fanno'"
+        ValueError, match=r"'gene_weights' must be one of 'auto', 'fano', 'none'; got 'fanno'"
     ):
         STLNMF(epochs=0, gene_weights="fanno").fit(*_args(tiny))
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from napari_stlnmf.core.reference import Reference
 
@@ -68,3 +69,31 @@ def test_library_sizes_default_given_checked_and_kept():
     for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0], ["x", "y"], [[1.0, 2.0]]):
         with pytest.raises(ValueError, match="library_sizes must be 2 positive finite numbers"):
             Reference(sig, genes, types, library_sizes=bad)
+
+
+def test_depth_adapted_weights_thin_the_fano_factor():
+    from napari_stlnmf.core.reference import depth_adapted_weights, depth_ratio
+
+    w = np.array([1.0, 0.5, 0.1])  # Fano factors 1, 2, 10
+    assert np.allclose(depth_adapted_weights(w, 1.0), w)
+    assert np.allclose(depth_adapted_weights(w, 0.0), 1.0)
+    # thinning to p leaves a Fano factor 1 + (F - 1) p
+    assert np.allclose(depth_adapted_weights(w, 0.25), 1 / np.array([1.0, 1.25, 3.25]))
+    sig = np.array([[50.0, 10.0], [50.0, 90.0]])  # 100 counts per cell of each type
+    x = sp.csr_matrix(np.array([[200.0, 200.0], [100.0, 100.0], [0.0, 0.0]]))
+    # median spot (empty ones left out): 300 counts, against 8 cells of 100 counts
+    assert depth_ratio(x, sig, cells=8) == pytest.approx(300 / 800)
+    assert depth_ratio(x * 100, sig) == 1.0  # capped: spots deeper than whole cells
+
+
+def test_depth_adapted_weights_match_the_fano_factor_of_thinned_cells():
+    """Counts with Fano factor F, binomially thinned to p, have Fano 1 + (F - 1) p."""
+    from napari_stlnmf.core.reference import depth_adapted_weights
+
+    rng = np.random.default_rng(0)
+    theta, mu, p = 2.0, 40.0, 0.1
+    cells = rng.negative_binomial(theta, theta / (theta + mu), size=200_000)
+    fano = cells.var() / cells.mean()
+    thinned = rng.binomial(cells, p)
+    expected = depth_adapted_weights(np.array([1 / fano]), p)[0]
+    assert thinned.var() / thinned.mean() == pytest.approx(1 / expected, rel=0.03)

@@ -215,9 +215,7 @@ def first_day(
     dominant.visible = False
     legend.grid_box.setChecked(True)
     settle(0.5)
-    obs["grid_titles"] = {
-        ly.name: (bool(ly.name_overlay.visible), ly.visible) for ly in per_type
-    }
+    obs["grid_titles"] = {ly.name: (bool(ly.name_overlay.visible), ly.visible) for ly in per_type}
     shot(viewer, shots, "grid_view.png", width=1300)
     legend.grid_box.setChecked(False)
     settle(0.3)

@@ -49,10 +49,11 @@ def test_full_workflow_matches_the_python_api(setup, reference_file, qtbot):
     assert "17 cell types" in widget.overlap.text()
     # the widget's defaults are the CLI's, and its switches reach the estimator options
     opts = widget.options()
-    assert opts["gene_weights"] == "fano" and opts["warm_start"] == DEFAULT_WARM_START
-    widget.gene_weights.value = False
+    assert opts["gene_weights"] == "auto" and opts["warm_start"] == DEFAULT_WARM_START
+    widget.gene_weights.value = "none"
     assert widget.options()["gene_weights"] == "none"
-    widget.gene_weights.value = True
+    widget.gene_weights.value = "auto"
+    assert widget.markers.value == "auto"
 
     worker = widget.run(train=True, deconvolve=True)
     assert worker is not None

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_stlnmf.gui.training_report import summarise_history, training_outcome
+from napari_stlnmf.training_report import summarise_history, training_outcome
 
 
 def history(*val, train=0.05):

@@ -19,7 +19,7 @@ from .data_terms import make_data_term
 from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
 from .network import DATA_TERMS, GROUPS, INIT_FIELDS, UPDATES, NetConfig, STLNMFNet, is_net_init
-from .reference import Reference
+from .reference import Reference, depth_adapted_weights, depth_ratio
 from .simulate import SimulationSettings
 from .train import TrainingProgress, train_network
 from .training_data import (
@@ -59,7 +59,7 @@ DEFAULT_LAYERS = 60
 DEFAULT_WARM_START = 100
 
 #: Allowed values of the ``gene_weights`` setting.
-GENE_WEIGHTS = ("fano", "none")
+GENE_WEIGHTS = ("auto", "fano", "none")
 
 
 class STLNMF(_Base):
@@ -75,11 +75,15 @@ class STLNMF(_Base):
     data_term : {"kl", "frobenius"}, default "kl"
         Poisson/KL on raw counts (default; see ``docs/method.md``) or the paper's squared
         Frobenius on normalised counts.
-    gene_weights : {"fano", "none"}, default "fano"
-        Weight each gene of the KL term by ``1 / Fano factor`` of its counts within a cell
-        type (``Reference.gene_weights``, from the reference cells): a quasi-Poisson
-        likelihood that trusts bursty genes less. ``none`` gives the plain Poisson term.
-        References given as signatures only have all weights 1.
+    gene_weights : {"auto", "fano", "none"}, default "auto"
+        ``fano`` weights each gene of the KL term by ``1 / Fano factor`` of its counts
+        within a cell type (``Reference.gene_weights``, from the reference cells): a
+        quasi-Poisson likelihood that trusts bursty genes less. ``auto`` takes that Fano
+        factor to the slide's depth, ``1 / (1 + (F - 1) p)`` with ``p`` the slide's
+        counts per cell against the reference's
+        (:func:`~napari_stlnmf.core.reference.depth_adapted_weights`): shallow spots are
+        nearly Poisson, so their genes keep nearly equal weight. ``none`` gives the plain
+        Poisson term. References given as signatures only have all weights 1.
     group : {"region", "literal", "none"}, default "region"
     update : {"mm", "ratio"}, default "mm"
     n_layers : int, default 60
@@ -172,7 +176,7 @@ class STLNMF(_Base):
         self,
         *,
         data_term: str = "kl",
-        gene_weights: str = "fano",
+        gene_weights: str = "auto",
         group: str = "region",
         update: str = "mm",
         n_layers: int = DEFAULT_LAYERS,
@@ -238,7 +242,11 @@ class STLNMF(_Base):
         )
 
     def _prepare(self, x, sig, weights, coords, region_idx, pitch, dev, dtype=torch.float32):
-        w = weights if self.gene_weights == "fano" else None
+        w = None
+        if self.gene_weights == "fano":
+            w = weights
+        elif self.gene_weights == "auto":
+            w = depth_adapted_weights(weights, depth_ratio(x, sig))
         data = make_data_term(x, sig, self.data_term, dev, dtype, w)
         graph = build_graph(coords, region_idx, self.radius, pitch, dtype).to(dev)
         return data, graph, torch.as_tensor(region_idx, device=dev)

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["select_markers"]
+__all__ = [
+    "select_markers",
+    "select_genes_for_depth",
+    "ENOUGH_MARKER_COUNTS",
+    "ENOUGH_MARKER_SHARE",
+]
 
 
 def select_markers(
@@ -62,3 +67,58 @@ def select_markers(
     if idx.size < min(min_genes, n):
         return np.arange(n)
     return idx
+
+
+#: A marker set is enough once the median spot holds this many counts on it...
+ENOUGH_MARKER_COUNTS = 500.0
+#: ...or this share of its counts on the shared genes.
+ENOUGH_MARKER_SHARE = 0.8
+_GROWTH = (1, 2, 4, 8, 16)
+
+
+def select_genes_for_depth(
+    profiles: np.ndarray,
+    counts,
+    n_per_type: int = 100,
+    enough_counts: float = ENOUGH_MARKER_COUNTS,
+    enough_share: float = ENOUGH_MARKER_SHARE,
+) -> np.ndarray:
+    """Marker genes when the spots are deep enough, more genes (up to all) when shallow.
+
+    On shallow spots (60–300 UMIs: Visium HD bins, Slide-seq beads) the fit is limited by
+    how many counts it sees: 100 markers per type of a 10,000-gene panel hold under 10 % of
+    a spot's counts, so most of the evidence would be thrown away. On deep spots markers
+    lose little information and leave out genes that differ between platforms. The marker
+    set grows (``n_per_type`` x 1, 2, 4, 8, 16) until the median spot holds
+    ``enough_counts`` counts or ``enough_share`` of its counts on it; if it never does,
+    every gene is used. No ground truth is involved: only the slide's counts.
+
+    Parameters
+    ----------
+    profiles : ndarray (n_genes, n_types)
+        As for :func:`select_markers`.
+    counts : sparse or dense (n_spots, n_genes)
+        The slide's counts on the same genes.
+
+    Returns
+    -------
+    ndarray of int
+        Sorted gene indices.
+    """
+    x = counts.tocsc() if hasattr(counts, "tocsc") else np.asarray(counts)
+    spot_total = np.asarray(x.sum(1)).ravel()
+    nonzero = spot_total > 0
+    if not nonzero.any():
+        return select_markers(profiles, n_per_type=n_per_type)
+    n = profiles.shape[0]
+    previous = -1
+    for factor in _GROWTH:
+        keep = select_markers(profiles, n_per_type=n_per_type * factor)
+        if keep.size == n or keep.size == previous:
+            break
+        previous = keep.size
+        on_markers = np.asarray(x[:, keep].sum(1)).ravel()[nonzero]
+        share = on_markers / spot_total[nonzero]
+        if np.median(on_markers) >= enough_counts or np.median(share) >= enough_share:
+            return keep
+    return np.arange(n)

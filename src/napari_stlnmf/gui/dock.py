@@ -22,6 +22,8 @@ from qtpy.QtWidgets import (
 
 from ..core.estimator import DEFAULT_EPOCHS, DEFAULT_LAYERS, DEFAULT_WARM_START
 from ..core.train import TrainingCancelled
+from ..options import GENE_CHOICES, GENE_WEIGHTS
+from ..training_report import training_outcome
 from .dock_files import FileActions
 from .dock_inputs import NO_REGIONS_LAYER, SlideInputs, layer_choices, regions_layer_for
 from .loss_plot import LossPlot
@@ -31,7 +33,6 @@ from .params_table import ParamsTable
 from .results import iter_show_results
 from .runner import Runner
 from .scroll import ScrollableDock, WrapLabel
-from .training_report import training_outcome
 from .workflow import apply_result, available_devices, warm_up_torch
 
 __all__ = ["StlnmfWidget", "WrapLabel", "regions_layer_for", "NO_REGIONS_LAYER"]
@@ -85,11 +86,21 @@ class StlnmfWidget(SlideInputs, FileActions, ScrollableDock):
         self.label_key = ComboBox(label="label key", choices=[])
         self.epochs = SpinBox(label="epochs", value=DEFAULT_EPOCHS, min=0, max=500)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.markers = CheckBox(label="marker genes only", value=True)
+        self.markers = ComboBox(label="genes", choices=list(GENE_CHOICES), value="auto")
+        self.markers.tooltip = (
+            "auto: marker genes on deep spots, more genes (up to all) on shallow ones; "
+            "markers: 100 marker genes per type; all: every shared gene"
+        )
         self.show_advanced = CheckBox(label="Advanced", value=False)
         self.layers_n = SpinBox(label="layers", value=DEFAULT_LAYERS, min=1, max=500)
         self.warm = SpinBox(label="warm-start updates", value=DEFAULT_WARM_START, min=0, max=5000)
-        self.gene_weights = CheckBox(label="weight genes by dispersion", value=True)
+        self.gene_weights = ComboBox(
+            label="gene weights", choices=list(GENE_WEIGHTS), value=GENE_WEIGHTS[0]
+        )
+        self.gene_weights.tooltip = (
+            "auto: 1/dispersion of each gene at the slide's depth; fano: at the reference "
+            "cells' depth; none: plain Poisson"
+        )
         self.tied = CheckBox(label="tied layers", value=True)
         self.lr = FloatSpinBox(label="learning rate", value=0.1, min=1e-4, max=1.0, step=0.01)
         self.slides = SpinBox(label="simulated slides / epoch", value=3, min=1, max=50)
@@ -225,7 +236,7 @@ class StlnmfWidget(SlideInputs, FileActions, ScrollableDock):
             epochs=self.epochs.value,
             n_layers=self.layers_n.value,
             warm_start=self.warm.value,
-            gene_weights="fano" if self.gene_weights.value else "none",
+            gene_weights=self.gene_weights.value,
             tied=self.tied.value,
             lr=self.lr.value,
             n_train_slides=self.slides.value,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog
 
+from ..training_report import training_outcome
 from .notify import notify
-from .training_report import training_outcome
 from .workflow import slide_of
 
 __all__ = ["FileActions"]

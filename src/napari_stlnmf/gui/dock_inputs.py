@@ -10,6 +10,7 @@ from napari.layers import Labels
 
 from ..io.errors import InputError, one_line
 from ..io.reference import LABEL_KEY_GUESSES
+from ..options import GENE_SELECTIONS
 from .meta import Kind, is_spots, kind_of
 from .workflow import reference_columns, regions_of, slide_of
 
@@ -203,6 +204,6 @@ class SlideInputs:
             self.reference,
             regions=regions,
             model=self.model if use_model else None,
-            markers=self.markers.value,
+            markers=GENE_SELECTIONS[self.markers.value],
             spatial_name=spots.name,
         )

@@ -5,6 +5,9 @@ layer of the hires picture gets ``scale = 1 / tissue_hires_scalef``, so spots, p
 regions and results line up on whichever image is shown. Everything here returns plain
 layer-data tuples ``(data, kwargs, layer_type)``; napari itself is not imported.
 
+Visium HD bins (:func:`~napari_stlnmf.gui.bins.is_bins`) are always drawn as a raster on
+their own grid, one pixel per bin (:mod:`.bins`), whatever their number.
+
 Spots layers carry ``metadata["stlnmf"]`` (:func:`spots_info`, schema
 :class:`~napari_stlnmf.gui.meta.SpotsMeta`): the AnnData, barcodes, (x, y) coordinates,
 spot diameter and pitch, so widgets can deconvolve from the layer.
@@ -19,6 +22,7 @@ import pandas as pd
 
 from ..core.graph import spot_pitch
 from ..io.visium import image_scale, library, spot_diameter
+from .bins import bin_grid, bin_size_px, is_bins
 from .meta import META, Kind, SpotsMeta
 from .raster import rasterize_spots
 
@@ -89,7 +93,10 @@ def spots_info(adata, name: str | None = None) -> SpotsMeta:
     """What a spots layer knows about its slide (kept in ``metadata["stlnmf"]``)."""
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2]
     lib_id, _ = library(adata)
-    pitch = spot_pitch(xy) if len(xy) > 1 else 1.0
+    # bins: the grid's own spacing (a nearest-neighbour search over 650k bins costs ~1 s)
+    pitch = (bin_size_px(adata) if is_bins(adata) else None) or (
+        spot_pitch(xy) if len(xy) > 1 else 1.0
+    )
     diameter = spot_diameter(adata)
     if diameter is None or not np.isfinite(diameter) or diameter <= 0:
         diameter = 0.55 * pitch  # Visium: 55 um spots on a 100 um pitch
@@ -128,7 +135,8 @@ def image_layer(adata, image: str = "hires") -> LayerData | None:
 
 
 def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
-    """Spots of a slide: a Points layer, or a raster image above :data:`LARGE_SLIDE_SPOTS`.
+    """Spots of a slide: a Points layer, or a raster image above :data:`LARGE_SLIDE_SPOTS`
+    (Visium HD bins: always, on the bin grid; see :mod:`.bins`).
 
     ``features`` hold barcode, total_counts and region (0 = unassigned).
     """
@@ -141,6 +149,18 @@ def spots_layer(adata, regions=None, name: str | None = None) -> LayerData:
     label = name or f"{info['library_id']} spots"
     log_counts = np.log1p(totals)
     limits = (float(np.nanmin(log_counts)), float(max(np.nanmax(log_counts), 1e-6)))
+    if is_bins(adata):
+        grid = bin_grid(adata)
+        kwargs = {
+            "name": label,
+            **grid.placement(),
+            "interpolation2d": "nearest",  # each bin one flat square
+            "colormap": "magma",
+            "contrast_limits": limits,
+            "opacity": 0.7,
+            "metadata": {META: info},
+        }
+        return (grid.image(log_counts), kwargs, "image")
     if m > LARGE_SLIDE_SPOTS:
         raster = rasterize_spots(info["coords_xy"], info["pitch"])
         kwargs = {

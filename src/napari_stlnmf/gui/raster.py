@@ -35,6 +35,16 @@ class SpotRaster:
     scale: float
     translate: tuple[float, float]
 
+    def placement(self) -> dict:
+        """``scale``, ``translate`` and ``affine`` kwargs of a napari layer showing the
+        raster (the affine is the identity: set too, so that updating a layer that showed
+        a rotated :class:`~napari_stlnmf.gui.bins.BinGrid` resets it)."""
+        return {
+            "scale": (self.scale, self.scale),
+            "translate": self.translate,
+            "affine": np.eye(3),
+        }
+
     def image(self, values: np.ndarray) -> np.ndarray:
         """float32 (H, W) image of per-spot ``values`` (NaN where no spot)."""
         v = np.asarray(values, dtype=np.float32)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.regions import labels_at_spots
+from .bins import is_bins
 from .layers import region_colors, region_label_colors
 from .meta import META, Kind, spots_meta, unproxied
 
@@ -30,6 +31,7 @@ __all__ = [
     "spots_of",
     "on_regions_changed",
     "spot_regions",
+    "world_to_label_pixels",
     "sync_regions",
     "paint_spot_regions",
     "MAX_LABEL_PIXELS",
@@ -42,6 +44,9 @@ SYNC_DELAY_MS = 100
 #: A spot's region is painted up to this many spot pitches from its centre (0.5 would
 #: leave gaps between hexagonal neighbours; 0.6 closes them and stops at the tissue edge).
 TILE_PITCHES = 0.6
+#: The same for Visium HD bins (squares): just past half the diagonal, so that the tiles
+#: cover each square's corners too.
+TILE_PITCHES_BINS = 0.72
 
 
 @dataclass
@@ -142,7 +147,8 @@ def _start_labels(spots_layer, target, scale, translate) -> np.ndarray:
     xy = m["coords_xy"]
     rows = (xy[:, 1] - translate[0]) / scale
     cols = (xy[:, 0] - translate[1]) / scale
-    return paint_spot_regions(target, rows, cols, regions, TILE_PITCHES * m["pitch"] / scale)
+    tile = TILE_PITCHES_BINS if is_bins(m.get("adata")) else TILE_PITCHES
+    return paint_spot_regions(target, rows, cols, regions, tile * m["pitch"] / scale)
 
 
 def add_regions_layer(
@@ -226,16 +232,36 @@ def _check_shape(expected, got) -> None:
         )
 
 
+def world_to_label_pixels(labels_layer, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) in the pixels of a 2-D layer of world points ``xy`` ((n, 2) as x, y,
+    full-resolution px), through the layer's whole world -> data transform (scale,
+    translate, rotate, shear and affine), for all points at once."""
+    from napari.utils.transforms import Affine
+
+    # napari's world_to_data takes one point and its transform is private (and refused
+    # through the viewer proxy plugins get); the same matrix from public attributes
+    # (data -> physical, then the layer's affine), inverted once for every point
+    layer = labels_layer
+    to_physical = Affine(
+        scale=layer.scale[-2:],
+        translate=layer.translate[-2:],
+        rotate=np.asarray(layer.rotate)[-2:, -2:],
+        shear=np.asarray(layer.shear)[-1:],
+    ).affine_matrix
+    to_world = np.asarray(layer.affine.affine_matrix)[-3:, -3:] @ to_physical
+    pts = np.asarray(xy, dtype=np.float64)[:, [1, 0]]  # world is (row, col) = (y, x)
+    inv = np.linalg.inv(to_world)
+    data = pts @ inv[:2, :2].T + inv[:2, 2]
+    return data[:, 0], data[:, 1]
+
+
 def spot_regions(labels_layer, spots_layer, majority: bool = False) -> np.ndarray:
-    """Region of every spot from the Labels layer: the label under the spot centre, or
-    (``majority=True``) the most common label over the spot's disk."""
+    """Region of every spot (or Visium HD bin) from the Labels layer: the label under the
+    spot centre, or (``majority=True``) the most common label over the spot's disk."""
     m = spots_meta(spots_layer)
-    xy = m["coords_xy"]
-    scale = np.asarray(labels_layer.scale[-2:], dtype=np.float64)
-    trans = np.asarray(labels_layer.translate[-2:], dtype=np.float64)
-    rows = (xy[:, 1] - trans[0]) / scale[0]
-    cols = (xy[:, 0] - trans[1]) / scale[1]
-    radius = m["spot_diameter"] / 2 / scale[0] if majority else 0.0
+    rows, cols = world_to_label_pixels(labels_layer, m["coords_xy"])
+    scale = float(np.abs(np.asarray(labels_layer.scale[-2:], dtype=np.float64)).min())
+    radius = m["spot_diameter"] / 2 / scale if majority else 0.0
     return labels_at_spots(np.asarray(labels_layer.data), rows, cols, radius)
 
 

@@ -42,6 +42,7 @@ from .results_raster import (
     set_raster_limits,
     set_raster_type,
     show_raster,
+    slide_bins,
 )
 
 __all__ = [
@@ -115,7 +116,8 @@ def iter_show_results(
         Use :func:`faded_colormap` (transparent low end) instead of ``colormap`` itself.
     large : bool, optional
         Force (True) or forbid (False) the raster path; by default it is used above
-        :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS` spots.
+        :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS` spots and for Visium HD bins
+        (drawn on their own grid, :mod:`.bins`).
 
     Yields
     ------
@@ -139,7 +141,7 @@ def iter_show_results(
     )
     _hide_spots(viewer, slide)
     if large is None:
-        large = len(table) > LARGE_SLIDE_SPOTS
+        large = len(table) > LARGE_SLIDE_SPOTS or slide_bins(viewer, slide) is not None
     if large:
         yield from show_raster(
             viewer,
@@ -151,6 +153,7 @@ def iter_show_results(
             scaling,
             limits,
             (opacity, dominant_opacity),
+            barcodes=table["barcode"].to_numpy(),
         )
         return
     from ..core.graph import spot_pitch

@@ -1,6 +1,8 @@
 """Results of a large slide (above :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS`
-spots) as two raster layers: an Image showing one cell type's proportion at a time
-(:func:`set_raster_type` switches it) and a Labels layer of the dominant type.
+spots) or of Visium HD bins as two raster layers: an Image showing one cell type's
+proportion at a time (:func:`set_raster_type` switches it) and a Labels layer of the
+dominant type. Bins are drawn on their own grid, one raster pixel per bin
+(:mod:`.bins`); other spots on the nearest-spot raster of :mod:`.raster`.
 
 Switching the type shown needs every type's proportions and the spot raster. They are
 kept in :data:`_RASTERS`, keyed by the Image layer, not in its metadata: the metadata
@@ -15,7 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .meta import META, Kind, ResultMeta, Role, meta_of, result_layers, role_of, unproxied
+from .bins import BinGrid, bin_grid, is_bins
+from .meta import (
+    META,
+    Kind,
+    ResultMeta,
+    Role,
+    is_spots,
+    meta_of,
+    result_layers,
+    role_of,
+    unproxied,
+)
 from .raster import SpotRaster, rasterize_spots
 from .result_style import dominant_codes, dominant_colors
 
@@ -25,12 +38,13 @@ __all__ = [
     "set_raster_limits",
     "set_raster_type",
     "show_raster",
+    "slide_bins",
 ]
 
 
 @dataclass
 class _RasterData:
-    raster: SpotRaster
+    raster: SpotRaster | BinGrid
     values: np.ndarray  # (n_spots, n_types) proportions
 
 
@@ -57,11 +71,50 @@ def raster_values(layer) -> np.ndarray:
     return _raster_data(layer).values
 
 
-def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits, opacities):
+def slide_bins(viewer, slide: str):
+    """The AnnData of ``slide`` (the name of its spots layer) when it holds Visium HD
+    bins, else None."""
+    for layer in viewer.layers:
+        if is_spots(layer) and layer.name == slide:
+            adata = meta_of(layer).get("adata")
+            return adata if adata is not None and is_bins(adata) else None
+    return None
+
+
+def _bins_raster(viewer, slide: str, barcodes) -> BinGrid | None:
+    """The bin grid of ``slide`` showing the table's rows (``barcodes``, in order), or
+    None when the slide is not bins or a barcode is not one of its bins."""
+    adata = slide_bins(viewer, slide) if barcodes is not None else None
+    if adata is None:
+        return None
+    grid = bin_grid(adata)
+    names = adata.obs_names
+    codes = np.asarray(barcodes, dtype=object)
+    if len(codes) == len(names) and np.array_equal(codes, names.to_numpy(dtype=object)):
+        return grid  # the usual case: the result has the slide's bins, in its order
+    index = names.get_indexer(codes)
+    return None if (index < 0).any() else grid.subset(index)
+
+
+def show_raster(
+    viewer,
+    cell_types,
+    xy,
+    values,
+    slide,
+    colormap,
+    scaling,
+    limits,
+    opacities,
+    barcodes=None,
+):
     """Add or update the raster result layers of ``slide``; returns ``[image, labels]``.
 
     ``limits`` are the contrast limits of each type (``result_style.type_limits``),
-    ``opacities`` those of new (proportion, dominant) layers.
+    ``opacities`` those of new (proportion, dominant) layers. When ``slide`` is Visium HD
+    bins and ``barcodes`` (one per row of ``values``) are given, the rasters are drawn on
+    the bin grid (one pixel per bin, see :mod:`.bins`); otherwise on the nearest-spot
+    raster of ``xy``.
     """
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -71,7 +124,10 @@ def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits
     for layer in result_layers(viewer, slide):
         if role_of(layer) in (Role.PROPORTION, Role.DOMINANT):
             viewer.layers.remove(layer)
-    raster = rasterize_spots(xy, spot_pitch(xy))
+    raster = _bins_raster(viewer, slide, barcodes)
+    if raster is None:
+        raster = rasterize_spots(xy, spot_pitch(xy))
+    placement = raster.placement()
     meta: ResultMeta = {
         "kind": Kind.RESULT,
         "role": Role.RASTER,
@@ -87,8 +143,7 @@ def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits
     if found:
         layer = found[0]
         layer.data = img
-        layer.scale = (raster.scale, raster.scale)
-        layer.translate = raster.translate
+        _place(layer, placement)
         layer.metadata = {META: meta}
         layer.colormap = colormap
         layer.contrast_limits = limits[0]
@@ -99,9 +154,9 @@ def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits
             name=name,
             colormap=colormap,
             contrast_limits=limits[0],
-            scale=(raster.scale,) * 2,
-            translate=raster.translate,
+            interpolation2d="nearest",
             opacity=opacity,
+            **placement,
             metadata={META: meta},
         )
     _RASTERS[unproxied(layer)] = _RasterData(raster, values)
@@ -124,22 +179,27 @@ def show_raster(viewer, cell_types, xy, values, slide, colormap, scaling, limits
     if found:
         dlayer = found[0]
         dlayer.data = dom
-        dlayer.scale = (raster.scale, raster.scale)
-        dlayer.translate = raster.translate
+        _place(dlayer, placement)
         dlayer.colormap = cmap
         dlayer.metadata = {META: dmeta}
     else:
         dlayer = viewer.add_labels(
             dom,
             name="dominant type",
-            scale=(raster.scale,) * 2,
-            translate=raster.translate,
             opacity=dominant_opacity,
             metadata={META: dmeta},
             visible=False,
             colormap=cmap,
+            **placement,
         )
     return [layer, dlayer]
+
+
+def _place(layer, placement: dict) -> None:
+    """Move an existing raster layer to a new placement (scale, translate, affine)."""
+    layer.scale = placement["scale"]
+    layer.translate = placement["translate"]
+    layer.affine = placement["affine"]
 
 
 def set_raster_type(layer, cell_type: str) -> None:

@@ -10,6 +10,7 @@ import anndata as ad
 from .errors import InputError
 from .tables import read_h5ad_spatial, read_tables
 from .visium import read_visium
+from .visium_hd import read_visium_hd, read_visium_hd_cells, visium_hd_kind
 
 __all__ = ["read_spatial"]
 
@@ -25,14 +26,18 @@ def read_spatial(
     ----------
     path : str or PathLike
         A Space Ranger ``outs/`` folder (or a folder holding ``outs/``) ->
-        :func:`~napari_stlnmf.io.visium.read_visium`; a ``.h5ad`` file ->
+        :func:`~napari_stlnmf.io.visium.read_visium`; a Visium HD one (with
+        ``binned_outputs/``), ``binned_outputs/`` or a bin folder ->
+        :func:`~napari_stlnmf.io.visium_hd.read_visium_hd`; a ``segmented_outputs/``
+        folder -> :func:`~napari_stlnmf.io.visium_hd.read_visium_hd_cells`; a ``.h5ad`` file ->
         :func:`~napari_stlnmf.io.tables.read_h5ad_spatial`; a ``.csv``/``.tsv``/``.txt``
         counts table (optionally gzipped) -> :func:`~napari_stlnmf.io.tables.read_tables`.
     coords : str or PathLike, optional
         Coordinates table; required for a counts table.
     **kw
         Passed on to the chosen reader (e.g. ``library_id``, ``fullres_image`` for
-        Visium; ``orientation``, ``sep`` for tables).
+        Visium; ``bin_size``, ``rebin_um`` for Visium HD bins, an error elsewhere when not
+        None; ``orientation``, ``sep`` for tables).
 
     Returns
     -------
@@ -47,6 +52,17 @@ def read_spatial(
     p = Path(path)
     if not p.exists():
         raise InputError(f"no such file or folder: {p}")
+    hd_kw = {k: v for k in ("bin_size", "rebin_um") if (v := kw.pop(k, None)) is not None}
+    kind = visium_hd_kind(p)
+    if kind == "bins":
+        return read_visium_hd(p, **hd_kw, **kw)
+    if hd_kw:
+        raise InputError(
+            f"{p}: not the bins of a Visium HD outs/ folder (no binned_outputs/): "
+            f"{' / '.join(hd_kw)} do not apply"
+        )
+    if kind == "cells":
+        return read_visium_hd_cells(p, **kw)
     if p.is_dir():
         return read_visium(p / "outs" if (p / "outs").is_dir() else p, **kw)
     name = p.name.lower()
