@@ -274,8 +274,12 @@ def set_tables(df: pd.DataFrame, peer_rows: dict) -> tuple[list[str], list[dict]
         for _, p in peer.iterrows():
             r_cells = p.get("rmse_cells", np.nan)
             r_mrna = p.get("rmse_mrna", np.nan)
+            # an mRNA-fraction method also scored after conversion to cell fractions
+            rmse = f"{p.rmse:.4f}"
+            if p.unit == "mRNA" and np.isfinite(r_cells):
+                rmse += f" (as cells: {r_cells:.4f})"
             lines.append(
-                f"| peer: {p.method} | {p.unit} | {p.rmse:.4f} | {p.jsd:.4f} | "
+                f"| peer: {p.method} | {p.unit} | {rmse} | {p.jsd:.4f} | "
                 f"{p.pearson:.3f} | {r_mrna:.4f} | | {p.seconds:.1f} (total) | 1 |"
             )
             # the better of its two scores on cell fractions: as given, or converted
