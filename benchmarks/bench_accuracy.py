@@ -48,7 +48,7 @@ from scipy.spatial import cKDTree
 from napari_stlnmf.core.metrics import truth_metrics
 from napari_stlnmf.io.reference import reference_from_anndata
 from napari_stlnmf.io.samples import load_sample
-from napari_stlnmf.pipeline import deconvolve, prepare, train
+from napari_stlnmf.pipeline import deconvolve, mrna_fractions, prepare, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BENCH = SHARED / "bench" / "datasets"
@@ -155,8 +155,7 @@ def library_sizes(ref_adata, types) -> np.ndarray:
 
 
 def to_mrna(cells: pd.DataFrame, lib: np.ndarray) -> pd.DataFrame:
-    m = cells * lib[None, :]
-    return m.div(m.sum(1), axis=0)
+    return pd.DataFrame(mrna_fractions(cells.to_numpy(), lib), cells.index, cells.columns)
 
 
 def to_cells(mrna: pd.DataFrame, lib: np.ndarray) -> pd.DataFrame:

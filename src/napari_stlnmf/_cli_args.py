@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .io.hd_layout import BIN_SIZES
 from .options import (
     DATA_TERMS,
     DEVICES,
@@ -29,8 +30,8 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
-#: Visium HD bin folders (io.visium_hd.BIN_SIZES; not imported: the parser loads no pandas).
-HD_BIN_SIZES = (2, 8, 16)
+#: Visium HD bin folders (io.hd_layout: a plain module, so the parser loads no pandas).
+HD_BIN_SIZES = BIN_SIZES
 
 _DESCRIPTION = """\
 Find where cell types sit in a tissue: deconvolve spatial transcriptomics spots (10x Visium
@@ -199,8 +200,9 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
         "--gene-weights",
         choices=GENE_WEIGHTS,
         default=_DEFAULTS.gene_weights,
-        help="weight genes of the KL term by 1/(within-type Fano factor) from the "
-        "reference cells (default), or not",
+        help="weight genes of the KL term by 1/(within-type Fano factor): auto (default) "
+        "takes the reference cells' Fano factor to the slide's depth, fano uses it as it is, "
+        "none weights every gene 1",
     )
     m.add_argument(
         "--data-term",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def _is_outs(p: Path) -> bool:
-    from .io.visium_hd import visium_hd_kind
+    from .io.hd_layout import visium_hd_kind
 
     if visium_hd_kind(p) is not None:  # Visium HD: binned_outputs/ or segmented_outputs/
         return True

@@ -230,18 +230,22 @@ def prepare(
     )
     s_idx, r_idx = match.spatial_index, match.reference_index
     genes = list(match.genes)
+    x = None
     if markers == "auto":
-        keep = select_genes_for_depth(
-            reference.profiles[r_idx], _columns(adata.X, s_idx), n_per_type=n_markers
-        )
+        # the shared genes' counts, sliced once: the choice reads them, the fit keeps a part
+        x = _columns(adata.X, s_idx)
+        keep = select_genes_for_depth(reference.profiles[r_idx], x, n_per_type=n_markers)
     elif markers:
         keep = select_markers(reference.profiles[r_idx], n_per_type=n_markers)
     else:
         keep = np.arange(len(genes))
     selected = keep.size < len(genes)
+    if x is None:
+        x = _columns(adata.X, s_idx[keep])
+    elif selected:
+        x = x[:, keep].tocsr()
     s_idx, r_idx, genes = s_idx[keep], r_idx[keep], [genes[i] for i in keep]
     ref = reference.to_reference(r_idx, genes)
-    x = _columns(adata.X, s_idx)
     info["genes"] = _gene_info(
         match, genes, markers=selected, n_markers=n_markers if markers is True else 0
     )

@@ -72,7 +72,8 @@ def test_library_sizes_default_given_checked_and_kept():
 
 
 def test_depth_adapted_weights_thin_the_fano_factor():
-    from napari_stlnmf.core.reference import depth_adapted_weights, depth_ratio
+    from napari_stlnmf.core.reference import depth_adapted_weights
+    from napari_stlnmf.core.training_data import depth_ratio
 
     w = np.array([1.0, 0.5, 0.1])  # Fano factors 1, 2, 10
     assert np.allclose(depth_adapted_weights(w, 1.0), w)

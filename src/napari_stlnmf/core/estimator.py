@@ -19,11 +19,12 @@ from .data_terms import make_data_term
 from .device import cpu_threads, resolve_device, threads_for
 from .graph import build_graph, spot_pitch
 from .network import DATA_TERMS, GROUPS, INIT_FIELDS, UPDATES, NetConfig, STLNMFNet, is_net_init
-from .reference import Reference, depth_adapted_weights, depth_ratio
+from .reference import Reference, depth_adapted_weights
 from .simulate import SimulationSettings
 from .train import TrainingProgress, train_network
 from .training_data import (
     check_prior_shape,
+    depth_ratio,
     is_prior_array,
     is_simulation_dict,
     simulation_settings,

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from .validation import check_finite_nonnegative
 
-__all__ = ["Reference", "fano_weights", "depth_ratio", "depth_adapted_weights"]
+__all__ = ["Reference", "fano_weights", "depth_adapted_weights"]
 
 
 @dataclass
@@ -262,31 +262,11 @@ def fano_weights(x: sp.csr_matrix, labels: np.ndarray, signatures: np.ndarray) -
     return 1.0 / np.maximum(fano, 1.0)
 
 
-#: Cells per spot assumed when the slide's depth is compared with the reference cells'
-#: (the simulator's default mean, :class:`~.simulate.SimulationSettings`).
-ASSUMED_CELLS_PER_SPOT = 8.0
-
-
-def depth_ratio(x, signatures: np.ndarray, cells: float = ASSUMED_CELLS_PER_SPOT) -> float:
-    """How deeply the slide's spots sample each cell, relative to the reference cells.
-
-    ``p = median spot total / (cells * mean reference cell total)``, over the genes of
-    ``signatures`` (the simulator's depth, :func:`~.training_data.calibrated_settings`),
-    capped at 1: a spot summing whole cells keeps their Fano factor, a shallower one
-    thins them by ``p``. ``x``: spots x genes, scipy sparse or dense.
-    """
-    totals = np.asarray(x.sum(1)).ravel()
-    totals = totals[totals > 0]
-    per_cell = float(np.mean(signatures.sum(0)))
-    if totals.size == 0 or per_cell <= 0:
-        return 1.0
-    return float(np.clip(np.median(totals) / (cells * per_cell), 1e-6, 1.0))
-
-
 def depth_adapted_weights(weights: np.ndarray, ratio: float) -> np.ndarray:
     """Quasi-Poisson weights at the slide's depth: ``1 / (1 + (F_g - 1) p)``.
 
-    ``weights`` are the reference's ``1 / F_g`` (:func:`fano_weights`). Binomial thinning
+    ``weights`` are the reference's ``1 / F_g`` (:func:`fano_weights`); ``ratio`` is
+    :func:`~.training_data.depth_ratio`. Binomial thinning
     of a count with Fano factor ``F`` to a fraction ``p`` leaves ``1 + (F - 1) p``: shallow
     spots (Visium HD bins, Slide-seq beads, 60–300 UMIs) are nearly Poisson whatever the
     reference cells' burstiness, so their genes keep nearly equal weight.

@@ -30,6 +30,7 @@ __all__ = [
     "is_prior_array",
     "is_simulation_dict",
     "simulation_settings",
+    "depth_ratio",
 ]
 
 
@@ -87,14 +88,37 @@ def calibrated_settings(
     settings = simulation or SimulationSettings()
     if X is None or simulation is not None:
         return settings
-    x = check_counts(X, sim_ref.n_genes)[:, used_genes(sim_ref.signatures)]
-    totals = np.asarray(x.sum(1)).ravel()
-    target = float(np.median(totals[totals > 0])) if (totals > 0).any() else 0.0
-    if target <= 0:
+    genes = used_genes(sim_ref.signatures)
+    x = check_counts(X, sim_ref.n_genes)[:, genes]
+    depth = _depth(x, sim_ref.signatures[genes], settings.mean_cells)
+    if depth is None:
         return settings
-    per_cell = float(np.mean(sim_ref.signatures.sum(0)))
-    depth = target / (settings.mean_cells * per_cell)
     return dataclasses.replace(settings, depth=float(np.clip(depth, 1e-4, 1e4)))
+
+
+def _depth(x, signatures: np.ndarray, cells: float) -> float | None:
+    """Median spot total of ``x`` over ``cells`` cells of the signatures' mean per-cell
+    total; None when no spot (or no signature) has counts."""
+    totals = np.asarray(x.sum(1)).ravel()
+    totals = totals[totals > 0]
+    per_cell = float(np.mean(signatures.sum(0)))
+    if totals.size == 0 or per_cell <= 0:
+        return None
+    return float(np.median(totals)) / (cells * per_cell)
+
+
+def depth_ratio(x, signatures: np.ndarray, cells: float | None = None) -> float:
+    """How deeply the slide's spots sample each cell, relative to the reference cells.
+
+    ``p = median spot total / (cells * mean reference cell total)`` over the genes of
+    ``signatures``: the depth :func:`calibrated_settings` simulates at, with ``cells`` the
+    simulator's default mean cells per spot, capped at 1 (a spot summing whole cells keeps
+    their Fano factor, a shallower one thins them by ``p``). 1 when nothing has counts.
+    ``x``: spots x genes, scipy sparse or dense.
+    """
+    cells = SimulationSettings().mean_cells if cells is None else cells
+    depth = _depth(x, signatures, cells)
+    return 1.0 if depth is None else float(np.clip(depth, 1e-6, 1.0))
 
 
 def check_prior_shape(prior, n_regions: int, n_types: int) -> None:

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
 __all__ = [
+    "spots_layer_named",
     "META",
     "Kind",
     "Role",
@@ -177,6 +178,14 @@ def is_kind(layer, kind: Kind) -> bool:
 def is_spots(layer) -> bool:
     """True for a slide's spots layer made by this plugin."""
     return kind_of(layer) is Kind.SPOTS
+
+
+def spots_layer_named(viewer, slide: str):
+    """The spots layer called ``slide`` (results name their slide so), or None."""
+    for layer in viewer.layers:
+        if is_spots(layer) and layer.name == slide:
+            return layer
+    return None
 
 
 def is_result(layer, roles: Iterable[Role] | Role | None = None) -> bool:

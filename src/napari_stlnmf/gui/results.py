@@ -19,7 +19,16 @@ import pandas as pd
 from ..io.export import BASE_COLUMNS
 from .grid import set_grid
 from .layers import LARGE_SLIDE_SPOTS
-from .meta import META, Kind, ResultMeta, Role, is_spots, meta_of, result_layers, role_of
+from .meta import (
+    META,
+    Kind,
+    ResultMeta,
+    Role,
+    meta_of,
+    result_layers,
+    role_of,
+    spots_layer_named,
+)
 from .palette import NONE_NAME
 from .result_style import (
     DEFAULT_SCALING,
@@ -66,9 +75,9 @@ __all__ = [
 def _hide_spots(viewer, slide: str) -> None:
     """Hide the slide's spots layer: under the result maps it only adds a second colour
     scale (log counts) between the H&E and the proportions."""
-    for layer in viewer.layers:
-        if is_spots(layer) and layer.name == slide:
-            layer.visible = False
+    layer = spots_layer_named(viewer, slide)
+    if layer is not None:
+        layer.visible = False
 
 
 def show_results(viewer, table: pd.DataFrame, cell_types: list[str], **kwargs) -> list:

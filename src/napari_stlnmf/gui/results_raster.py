@@ -23,10 +23,10 @@ from .meta import (
     Kind,
     ResultMeta,
     Role,
-    is_spots,
     meta_of,
     result_layers,
     role_of,
+    spots_layer_named,
     unproxied,
 )
 from .raster import SpotRaster, rasterize_spots
@@ -74,11 +74,9 @@ def raster_values(layer) -> np.ndarray:
 def slide_bins(viewer, slide: str):
     """The AnnData of ``slide`` (the name of its spots layer) when it holds Visium HD
     bins, else None."""
-    for layer in viewer.layers:
-        if is_spots(layer) and layer.name == slide:
-            adata = meta_of(layer).get("adata")
-            return adata if adata is not None and is_bins(adata) else None
-    return None
+    layer = spots_layer_named(viewer, slide)
+    adata = meta_of(layer).get("adata") if layer is not None else None
+    return adata if adata is not None and is_bins(adata) else None
 
 
 def _bins_raster(viewer, slide: str, barcodes) -> BinGrid | None:
