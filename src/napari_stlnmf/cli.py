@@ -94,6 +94,7 @@ def _prepare(args, adata, reference, regions, name, model, log):
         markers=GENE_SELECTIONS[args.genes],
         n_markers=args.markers_per_type,
         spatial_name=name,
+        device=getattr(args, "device", "auto"),
     )
     g = prep.info["genes"]
     ov = g["overlap"]

@@ -22,7 +22,7 @@ from . import _fallback
 from ._fallback import DeviceFallbackWarning, NotEnoughMemoryError
 from .core import STLNMF, ZeroCountSpotsWarning
 from .core import device as _device
-from .core.markers import select_genes_for_depth, select_markers
+from .core.markers import CPU_NONZERO_BUDGET, select_genes_for_depth, select_markers
 from .core.reference import Reference
 from .core.validation import check_coords, check_regions
 from .io.errors import InputError
@@ -163,6 +163,7 @@ def prepare(
     markers: bool | str = "auto",
     n_markers: int = MARKERS_PER_TYPE,
     spatial_name: str = "the slide",
+    device: str = "auto",
 ) -> Prepared:
     """Match genes, select markers and build the engine's inputs.
 
@@ -185,6 +186,10 @@ def prepare(
         Markers per cell type.
     spatial_name : str
         The slide's file name, for messages.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the fit will run: on the CPU, ``markers="auto"`` keeps the genes within
+        :data:`~napari_stlnmf.core.markers.CPU_NONZERO_BUDGET` nonzero counts (a
+        650,000-bin Visium HD slide on all genes is ~10x the work of a minute).
     """
     if reference is None and model is None:
         raise InputError("give a reference (or a trained model)")
@@ -234,7 +239,10 @@ def prepare(
     if markers == "auto":
         # the shared genes' counts, sliced once: the choice reads them, the fit keeps a part
         x = _columns(adata.X, s_idx)
-        keep = select_genes_for_depth(reference.profiles[r_idx], x, n_per_type=n_markers)
+        budget = CPU_NONZERO_BUDGET if _device.resolve_device(device).type == "cpu" else None
+        keep = select_genes_for_depth(
+            reference.profiles[r_idx], x, n_per_type=n_markers, max_nonzeros=budget
+        )
     elif markers:
         keep = select_markers(reference.profiles[r_idx], n_per_type=n_markers)
     else:

@@ -73,3 +73,29 @@ def test_gene_choice_stops_once_markers_hold_most_counts():
     counts = rng.poisson(np.full((50, profiles.shape[0]), 0.5))
     idx = select_genes_for_depth(profiles, sp.csr_matrix(counts), n_per_type=30)
     assert np.array_equal(idx, select_markers(profiles, n_per_type=30))
+
+
+def test_gene_choice_keeps_within_a_nonzero_budget():
+    """On a shallow slide every gene would be kept; a work budget stops the growth at the
+    largest marker set whose nonzeros fit, and the first set is kept whatever its size."""
+    from napari_stlnmf.core.markers import select_genes_for_depth
+
+    rng = np.random.default_rng(1)
+    profiles = _panel(rng)
+    mix = rng.dirichlet(np.ones(4), size=200)
+    mean = mix @ profiles.T
+    counts = sp.csr_matrix(rng.poisson(mean / mean.sum(1, keepdims=True) * 150))
+    gene_nnz = np.bincount(counts.indices, minlength=counts.shape[1])
+    unlimited = select_genes_for_depth(profiles, counts, n_per_type=10)
+    assert unlimited.size == profiles.shape[0]
+    sets = [select_markers(profiles, n_per_type=10 * f) for f in (1, 2, 4)]
+    budget = int(gene_nnz[sets[1]].sum())  # the x2 set fits exactly, the x4 one not
+    assert gene_nnz[sets[2]].sum() > budget
+    got = select_genes_for_depth(profiles, counts, n_per_type=10, max_nonzeros=budget)
+    assert np.array_equal(got, sets[1])
+    assert gene_nnz[got].sum() <= budget
+    tiny = select_genes_for_depth(profiles, counts, n_per_type=10, max_nonzeros=1)
+    assert np.array_equal(tiny, sets[0])
+    # a budget larger than every gene's nonzeros changes nothing
+    roomy = select_genes_for_depth(profiles, counts, n_per_type=10, max_nonzeros=10**9)
+    assert np.array_equal(roomy, unlimited)

@@ -67,3 +67,29 @@ def test_split_cells_is_disjoint():
     assert a.cells.shape[0] + b.cells.shape[0] == ref.cells.shape[0]
     assert a.cell_types == b.cell_types == ref.cell_types
     assert not np.allclose(a.signatures, b.signatures)
+
+
+def test_auto_prior_reads_a_fixed_subset_of_large_regions(monkeypatch):
+    """prior="auto" fits at most PRIOR_SPOTS_PER_REGION spots per region (a 650k-bin slide
+    would otherwise cost more than training), always the same ones, and the region means
+    stay what the whole slide gives."""
+    import scipy.sparse as sp
+
+    from napari_stlnmf.core import training_data as td
+    from napari_stlnmf.core.simulate import demo_reference
+
+    ref = demo_reference(n_types=3, n_genes=60, cells_per_type=20, seed=0)
+    rng = np.random.default_rng(0)
+    m = 3000
+    region_idx = (np.arange(m) >= 2000).astype(np.int64)  # 2,000 and 1,000 spots
+    mix = np.where(region_idx[:, None] == 0, [0.7, 0.2, 0.1], [0.1, 0.1, 0.8])
+    x = sp.csr_matrix(rng.poisson(mix @ ref.signatures.T * 3.0))
+    full = td.region_prior("auto", ref, x, region_idx, "cpu")
+    monkeypatch.setattr(td, "PRIOR_SPOTS_PER_REGION", 400)
+    rows = td._prior_rows(region_idx, 2)
+    assert np.bincount(region_idx[rows]).tolist() == [400, 400]
+    assert np.array_equal(rows, td._prior_rows(region_idx, 2))
+    sub = td.region_prior("auto", ref, x, region_idx, "cpu")
+    np.testing.assert_allclose(sub, full, atol=0.02)
+    assert np.argmax(sub[0]) == 0 and np.argmax(sub[1]) == 2
+    assert td._prior_rows(region_idx[:300], 2) is None  # small slides: every spot

@@ -125,10 +125,17 @@ def _half_to_csv(self, path_or_buf=None, *args, **kwargs):
     raise RuntimeError("disk full")
 
 
+def _half_fast_csv(table, path):
+    Path(path).write_bytes(b"barcode,x,y,reg")
+    raise RuntimeError("disk full")
+
+
 def test_proportions_csv_failure_keeps_old_file(tmp_path, monkeypatch):
+    import napari_stlnmf.io.export as export
+
     path = write_proportions_csv(tmp_path / "props.csv", _table())
     old = path.read_bytes()
-    monkeypatch.setattr(pd.DataFrame, "to_csv", _half_to_csv)
+    monkeypatch.setattr(export, "_write_csv_fast", _half_fast_csv)
     with pytest.raises(RuntimeError, match="disk full"):
         write_proportions_csv(path, _table().iloc[:2])
     assert path.read_bytes() == old
@@ -342,3 +349,34 @@ def test_result_h5ad_failure_keeps_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == old
     assert _files(tmp_path) == ["res.h5ad"]
     assert ad.read_h5ad(path).uns["stlnmf"]["a"] == "b"
+
+
+# -------------------------------------------------------------------------- fast CSV writer
+@pytest.mark.parametrize("region", ["ints", "text", "text with commas"])
+def test_fast_csv_reads_back_as_pandas_6g(tmp_path, region):
+    """The pyarrow writer gives the numbers pandas' ``float_format="%.6g"`` gives, NaN
+    rows as empty cells, unquoted plain text, and quotes text holding commas."""
+    rng = np.random.default_rng(0)
+    n = 500
+    props = rng.dirichlet(np.ones(3), size=n) * 10.0 ** rng.integers(-7, 1, size=(n, 1))
+    props[3] = np.nan
+    regions = {
+        "ints": rng.integers(1, 4, n),
+        "text": rng.choice(["cortex", "white matter"], n),
+        "text with commas": rng.choice(["a,b", 'say "x"'], n),
+    }[region]
+    xy = rng.random((n, 2)) * 123456.789
+    t = proportions_table([f"bc-{i}" for i in range(n)], xy, regions, props, ["A", "B", "C"])
+    fast = write_proportions_csv(tmp_path / "fast.csv", t)
+    t.to_csv(tmp_path / "pandas.csv", index=False, float_format="%.6g")
+    a = pd.read_csv(fast, dtype={"barcode": str, "region": str})
+    b = pd.read_csv(tmp_path / "pandas.csv", dtype={"barcode": str, "region": str})
+    assert list(a.columns) == list(b.columns)
+    assert (a["barcode"] == b["barcode"]).all() and (a["region"] == b["region"]).all()
+    num = ["x", "y", "A", "B", "C"]
+    np.testing.assert_array_equal(a[num].to_numpy(), b[num].to_numpy())
+    assert a.iloc[3][["A", "B", "C"]].isna().all()
+    lines = fast.read_text().splitlines()
+    assert lines[0] == "barcode,x,y,region,A,B,C"
+    assert lines[1].startswith("bc-0,")
+    assert ",,," in lines[4]  # the NaN row: empty cells

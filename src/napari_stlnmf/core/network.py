@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import _fused
 from .data_terms import DataTerm, mm_factor, ratio_factor
 from .graph import SpotGraph
 from .validation import Interval
@@ -204,6 +205,10 @@ class STLNMFNet(nn.Module):
         dtype = self.log_lambda.dtype
         device = self.log_lambda.device
         u = torch.full((m, k), 1.0 / k, dtype=dtype, device=device) if u0 is None else u0
+        if not torch.is_grad_enabled() and dtype == torch.float32:
+            fused = _fused.fused_for(data)
+            if fused is not None and self._fusable():
+                return self._forward_fused(fused, data, graph, region_idx, u, u0 is None, callback)
         terms = None
         blocks = None
         if not torch.is_grad_enabled() and m > block_rows:
@@ -222,9 +227,47 @@ class STLNMFNet(nn.Module):
                 callback(layer)
         return data.to_cell_fractions(u)
 
+    def _fusable(self) -> bool:
+        return self.config.update == "mm" and self.config.group in ("region", "none")
+
+    def _forward_fused(self, fused, data, graph, region_idx, u, warm, callback):
+        """:meth:`forward` on the CPU through the fused kernel (same updates, float32)."""
+        arr = u.detach().numpy()
+        if warm and self.config.warm_start > 0:
+            arr = _fused.run_updates(fused, arr, self.config.warm_start)
+        m = data.n_spots
+        n_sets = 1 if self.config.tied else self.config.n_layers
+        per_set = self.config.n_layers // n_sets
+        for p in range(n_sets):
+            lam = self.lambdas[p].tolist()
+            sig1, sig2 = self.sigmas[p]
+            w = graph.weights(sig1, sig2)
+            adj = graph.csr(w)
+            gw = _group_weights(self.omega_for_inference(), region_idx, self.config.group, m)
+            offset = p * per_set
+            arr = _fused.run_updates(
+                fused,
+                arr,
+                per_set,
+                graph=(
+                    adj.crow_indices().numpy(),
+                    adj.col_indices().numpy(),
+                    adj.values().numpy(),
+                ),
+                deg=graph.degree(w).numpy(),
+                group_weights=None if gw is None else gw.numpy(),
+                lambdas=(lam[0], lam[1], lam[2]),
+                callback=None if callback is None else (lambda i, o=offset: callback(o + i)),
+            )
+        out = torch.from_numpy(arr)
+        return data.to_cell_fractions(out)
+
 
 def plain_updates(u: torch.Tensor, data: DataTerm, n_iter: int, blocks=None) -> torch.Tensor:
     """``n_iter`` unregularised multiplicative updates of the data term alone (no grad)."""
+    fused = _fused.fused_for(data) if u.dtype == torch.float32 and u.device.type == "cpu" else None
+    if fused is not None:
+        return torch.from_numpy(_fused.run_updates(fused, u.detach().numpy(), n_iter))
     with torch.no_grad():
         if blocks is not None:
             parts = [plain_updates(u[sl], d, n_iter) for sl, d in blocks]

@@ -198,8 +198,10 @@ def simulate_slide(
         model = "nb"
     if model == "cells":
         base = _sum_cells(reference, cells, rng)
-        base = sp.diags(capture) @ base @ sp.diags(platform)
-        base = base.tocsr()
+        # capture per spot and platform effect per gene, on the nonzeros in place (the same
+        # products, in the same order, as diag(capture) @ base @ diag(platform), ~10x faster)
+        rows = np.repeat(np.arange(m), np.diff(base.indptr))
+        base.data = base.data * capture[rows] * platform[base.indices]
         base.data = rng.poisson(base.data).astype(np.float64)
         counts = base
     else:

@@ -139,11 +139,17 @@ def region_prior(prior, reference: Reference, X, region_idx: np.ndarray, device)
     if isinstance(prior, str):
         if prior == "none" or X is None:
             return None
+        n_reg = int(region_idx.max()) + 1
+        # a region's mean is known to ~1e-3 from a few thousand spots: on a 650k-bin slide
+        # fitting every spot would cost more than the whole training
+        rows = _prior_rows(region_idx, n_reg)
+        if rows is not None:
+            X = X[rows]
+            region_idx = region_idx[rows]
         est = PlainKL(n_iter=200, device=device).fit(reference)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ZeroCountSpotsWarning)
             props = est.transform(X)
-        n_reg = int(region_idx.max()) + 1
         out = np.full((n_reg, reference.n_types), 1.0 / reference.n_types)
         for r in range(n_reg):
             rows = props[(region_idx == r) & np.isfinite(props).all(1)]
@@ -152,6 +158,26 @@ def region_prior(prior, reference: Reference, X, region_idx: np.ndarray, device)
         return out
     out = np.asarray(prior, dtype=np.float64)
     return out / out.sum(1, keepdims=True)
+
+
+#: Spots per region the ``prior="auto"`` composition is estimated from (at most).
+PRIOR_SPOTS_PER_REGION = 5000
+
+
+def _prior_rows(region_idx: np.ndarray, n_reg: int) -> np.ndarray | None:
+    """Sorted rows of a fixed random subset of at most :data:`PRIOR_SPOTS_PER_REGION`
+    spots per region (None: every spot)."""
+    sizes = np.bincount(region_idx, minlength=n_reg)
+    if sizes.max() <= PRIOR_SPOTS_PER_REGION:
+        return None
+    rng = np.random.default_rng(0)  # the same subset for the same slide, whatever the seed
+    picked = []
+    for r in range(n_reg):
+        idx = np.flatnonzero(region_idx == r)
+        if idx.size > PRIOR_SPOTS_PER_REGION:
+            idx = rng.choice(idx, size=PRIOR_SPOTS_PER_REGION, replace=False)
+        picked.append(idx)
+    return np.sort(np.concatenate(picked))
 
 
 def training_slides(
