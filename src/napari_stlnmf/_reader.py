@@ -67,8 +67,12 @@ def read_slide(path, image: str = "hires"):
 
     if isinstance(path, list | tuple):
         path = path[0]
+    from .io.hd_layout import visium_hd_kind
+
     kw = {}
     if image == "fullres":
         kw["fullres_image"] = "auto"
+    if visium_hd_kind(Path(path)) == "bins":
+        kw["load_images"] = ("hires", "lowres", "cytassist")
     adata = read_spatial(path, **kw)
     return slide_layers(adata, image=image, name=None)

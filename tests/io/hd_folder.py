@@ -220,3 +220,23 @@ def write_cells(outs: Path, gene_ids, gene_names, rng) -> SimpleNamespace:
         xy=np.array([shapes[i][2] for i in ids]),
         area=np.array([shapes[i][3] for i in ids]),
     )
+
+
+def write_feature_slice(outs: Path, to_spot: np.ndarray, to_microscope: np.ndarray) -> Path:
+    """``outs/feature_slice.h5`` holding only what readers take from it: the root attribute
+    ``metadata_json`` with Space Ranger's ``transform_matrices`` (3 x 3 nested lists)."""
+    import h5py
+
+    meta = {
+        "sample_id": "hdsample",
+        "transform_matrices": {
+            "cytassist_colrow_to_spot_colrow": np.asarray(to_spot).tolist(),
+            "spot_colrow_to_cytassist_colrow": np.linalg.inv(to_spot).tolist(),
+            "spot_colrow_to_microscope_colrow": np.asarray(to_microscope).tolist(),
+            "microscope_colrow_to_spot_colrow": np.linalg.inv(to_microscope).tolist(),
+        },
+    }
+    path = outs / "feature_slice.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["metadata_json"] = json.dumps(meta)
+    return path

@@ -211,15 +211,64 @@ def truth_layer(truth: pd.DataFrame, adata, name: str = "ground truth") -> Layer
     return (info["coords_xy"][:, ::-1].copy(), kwargs, "points")
 
 
+def affine_of_projective(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float]:
+    """The affine map closest (least squares over a grid of the image) to the projective
+    3 x 3 matrix ``m`` of (x, y) pixels, and its largest deviation there, in output px.
+
+    napari layers take affine transforms only; Space Ranger's CytAssist registration is
+    projective but, for a flat slide, affine to a small fraction of a pixel."""
+    m = np.asarray(m, dtype=np.float64)
+    if np.allclose(m[2, :2], 0.0) and abs(m[2, 2]) > 0:
+        return m / m[2, 2], 0.0
+    gx, gy = np.meshgrid(np.linspace(0, width, 9), np.linspace(0, height, 9))
+    src = np.column_stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
+    dst = src @ m.T
+    dst = dst[:, :2] / dst[:, 2:3]
+    coef, *_ = np.linalg.lstsq(src, dst, rcond=None)  # (3, 2): [x y 1] @ coef
+    affine = np.vstack([coef.T, [0.0, 0.0, 1.0]])
+    err = float(np.abs(src @ coef - dst).max())
+    return affine, err
+
+
+#: metadata key of the CytAssist layer (not a :class:`Kind`: no widget works on it)
+CYTASSIST_META = "stlnmf_cytassist"
+
+
+def cytassist_layer(adata) -> LayerData | None:
+    """The Visium HD CytAssist image placed on full-resolution pixels by Space Ranger's
+    registration (``metadata["cytassist_to_fullres"]``), hidden; None without both."""
+    lib_id, lib = library(adata)
+    img = (lib.get("images") or {}).get("cytassist")
+    matrix = (lib.get("metadata") or {}).get("cytassist_to_fullres")
+    if img is None or matrix is None:
+        return None
+    data = np.asarray(img)
+    affine_xy, err = affine_of_projective(np.asarray(matrix), data.shape[1], data.shape[0])
+    swap = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # (x, y) <-> (row, col)
+    kwargs = {
+        "name": f"{lib_id} CytAssist",
+        "affine": swap @ affine_xy @ swap,
+        "rgb": data.ndim == 3 and data.shape[-1] in (3, 4),
+        "visible": False,  # a registration check, not the picture to paint on
+        "opacity": 0.6,
+        "metadata": {CYTASSIST_META: {"affine_error_px": err}},
+    }
+    return (data, kwargs, "image")
+
+
 def slide_layers(
     adata, image: str = "hires", regions=None, name: str | None = None
 ) -> list[LayerData]:
-    """Histology image (when the slide has it) then spots, ready for napari."""
+    """Histology image (when the slide has it), the CytAssist image (Visium HD, hidden,
+    when loaded and registered), then spots, ready for napari."""
     out = []
     img = image_layer(adata, image)
     if img is None and image == "hires":
         img = image_layer(adata, "lowres")
     if img is not None:
         out.append(img)
+    cyt = cytassist_layer(adata)
+    if cyt is not None:
+        out.append(cyt)
     out.append(spots_layer(adata, regions=regions, name=name))
     return out

@@ -20,7 +20,12 @@ Bins are squares on a regular grid: ``obs["array_row"]``/``obs["array_col"]`` in
 grid, ``obsm["spatial"]`` holds bin centres in full-resolution pixels (x, y), and
 ``uns["stlnmf_hd"]`` gives ``bin_size_um`` and ``microns_per_pixel`` so that a renderer can
 draw each bin as a square of ``bin_size_um / microns_per_pixel`` full-resolution pixels.
-The CytAssist image is not loaded: it lives in its own frame.
+The CytAssist image (``load_images`` with ``"cytassist"``) lives in its own camera frame:
+it is kept in ``uns["spatial"][lib]["images"]["cytassist"]`` and, where the run's
+``feature_slice.h5`` holds Space Ranger's registration, the 3 x 3 matrix taking its
+(x, y) pixels to full-resolution (x, y) pixels is
+``uns["spatial"][lib]["metadata"]["cytassist_to_fullres"]`` (the product of the slide's
+``spot_colrow_to_microscope_colrow`` and ``cytassist_colrow_to_spot_colrow``).
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ __all__ = [
 
 DEFAULT_BIN_SIZE = 8
 CELL_MATRIX = "filtered_feature_cell_matrix"
+CYTASSIST_FILE = "cytassist_image.tiff"
+FEATURE_SLICE = "feature_slice.h5"
 CELL_GEOJSONS = ("cell_segmentations.geojson", "graphclust_annotated_cell_segmentations.geojson")
 _CELL_BARCODE = r"^cellid_(\d+)-\d+$"
 
@@ -317,9 +324,10 @@ def read_visium_hd(
         40) instead; needs ``square_002um``. Overrides ``bin_size``.
     library_id : str, optional
         Key in ``uns["spatial"]``; defaults to the name of the folder holding ``outs/``.
-    load_images : sequence of {"hires", "lowres"}
+    load_images : sequence of {"hires", "lowres", "cytassist"}
         Images to load when present, from the bin folder's ``spatial/`` or else from
-        ``outs/spatial/``.
+        ``outs/spatial/``; ``"cytassist"``: ``outs/spatial/cytassist_image.tiff`` in its
+        own frame, with its registration (module docs).
     fullres_image : str or PathLike, optional
         A full-resolution TIFF, or ``"auto"`` (the largest ``*.tif`` in ``outs/`` or its
         parent), as in :func:`~napari_stlnmf.io.visium.read_visium`.
@@ -386,10 +394,13 @@ def read_visium_hd(
         sf["spot_diameter_fullres"] = float(sf["spot_diameter_fullres"]) * k
     del grid
 
-    images, image_dir = _images([spatial, root / "spatial"], load_images)
+    tissue_images = [k for k in load_images if k != "cytassist"]
+    images, image_dir = _images([spatial, root / "spatial"], tissue_images)
     _check_spots_on_images(xy, images, sf, names, pos_file, image_dir)
     metadata = {"source": "spaceranger", "path": str(root), "bins": str(folder)}
     _add_fullres(fullres_image, root, xy, sf, images, metadata)
+    if "cytassist" in load_images:
+        _add_cytassist(root, images, metadata)
 
     obs = pd.DataFrame(
         {"in_tissue": in_tissue.astype(np.int64), "array_row": rows, "array_col": cols},
@@ -405,6 +416,59 @@ def read_visium_hd(
         "microns_per_pixel": float(sf["microns_per_pixel"]),
     }
     return adata
+
+
+def cytassist_registration(root: Path) -> np.ndarray | None:
+    """The 3 x 3 projective matrix from CytAssist (x, y) pixels to full-resolution (x, y)
+    pixels, from ``feature_slice.h5`` (``metadata_json``'s ``transform_matrices``), or
+    None when the run has no such file or registration."""
+    files = sorted(Path(root).glob(f"*{FEATURE_SLICE}"))
+    if not files:
+        return None
+    import h5py
+
+    try:
+        with h5py.File(files[0], "r") as f:
+            meta = json.loads(f.attrs["metadata_json"])
+        tm = meta.get("transform_matrices") or {}
+        to_spot = np.asarray(tm["cytassist_colrow_to_spot_colrow"], dtype=np.float64)
+        to_micro = np.asarray(tm["spot_colrow_to_microscope_colrow"], dtype=np.float64)
+        m = to_micro.reshape(3, 3) @ to_spot.reshape(3, 3)
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        warnings.warn(
+            f"{files[0]}: no usable CytAssist registration ({e}); the CytAssist image "
+            "stays in its own frame",
+            stacklevel=3,
+        )
+        return None
+    if not np.isfinite(m).all() or abs(m[2, 2]) < 1e-12:
+        return None
+    return m / m[2, 2]
+
+
+def _add_cytassist(root: Path, images: dict, metadata: dict) -> None:
+    """The CytAssist image, with its registration to full-resolution pixels when known."""
+    import tifffile
+
+    from .visium import _to_uint8_rgb
+
+    file = root / "spatial" / CYTASSIST_FILE
+    if not file.is_file():
+        return
+    try:
+        arr = np.squeeze(tifffile.imread(file))
+    except Exception as e:  # noqa: BLE001 - tifffile raises many types; the image is optional
+        warnings.warn(f"{file}: cannot read the CytAssist image ({e}); left out", stacklevel=3)
+        return
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # channels first -> last
+    if arr.ndim not in (2, 3):
+        warnings.warn(f"{file}: CytAssist image of shape {arr.shape}; left out", stacklevel=3)
+        return
+    images["cytassist"] = _to_uint8_rgb(arr, keep_grey=True)
+    matrix = cytassist_registration(root)
+    if matrix is not None:
+        metadata["cytassist_to_fullres"] = matrix.tolist()
 
 
 def _add_fullres(fullres_image, root: Path, xy, sf: dict, images: dict, metadata: dict) -> None:
