@@ -139,3 +139,15 @@ def test_worker_exception_reaches_the_caller():
     bad = np.full((x.shape[0], sig.shape[1]), 0.2, np.float32)
     with pytest.raises(Exception):  # noqa: B017 - any error, as long as it is not lost
         _fused.run_updates(fused, bad, 2, group_weights=np.ones((5, 5)), threads=2)
+
+
+def test_thread_count_follows_the_cpus_and_the_environment(monkeypatch):
+    import os
+
+    monkeypatch.delenv(_fused.ENV_THREADS, raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    assert _fused.worker_count() == min(64, _fused.THREADS_PER_CPU * cpus)
+    monkeypatch.setenv(_fused.ENV_THREADS, "1")
+    assert _fused.worker_count() == 1
+    monkeypatch.setenv(_fused.ENV_THREADS, "not a number")
+    assert _fused.worker_count() == min(64, _fused.THREADS_PER_CPU * cpus)

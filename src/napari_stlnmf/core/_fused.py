@@ -7,7 +7,9 @@ updates one row at a time: it reads the row's counts once, keeps its ``k`` fitte
 and sums in registers, and writes only the new row. Rows are cut into chunks that a pool
 of Python threads pulls one at a time (the kernel releases the GIL), so a core taken by
 another process slows only its own chunks: the other threads take more of them, and idle
-threads sleep instead of spinning.
+threads sleep instead of spinning. There are three threads per CPU (:func:`worker_count`):
+the scheduler shares a busy core between the threads that want it, so more threads keep a
+larger share of the machine.
 
 The arithmetic is :func:`~napari_stlnmf.core.network._update` with the majorise-minimise
 factor :func:`~napari_stlnmf.core.data_terms.mm_factor` and the normalisation of
@@ -49,13 +51,26 @@ def available() -> bool:
     return _HAVE_NUMBA and os.environ.get(ENV_SWITCH, "1") != "0"
 
 
+#: Threads per CPU: with ``n`` of our threads and one busy process on ``c`` cores, the
+#: scheduler gives us ``c n / (n + 1)`` cores, so more threads than cores keep a busy core
+#: from halving a core's worth of work (measured in docs/benchmarks.md: 650k bins, one
+#: update, busy / quiet 1.54x with 2 threads on 2 cores, 1.07x with 6, 3 % slower quiet).
+THREADS_PER_CPU = 3
+#: Set to an integer to fix the number of threads (e.g. 1 on a shared cluster node).
+ENV_THREADS = "STLNMF_THREADS"
+
+
 def worker_count() -> int:
-    """Threads for the fused kernel: the CPUs this process may run on."""
+    """Threads for the fused kernel: ``STLNMF_THREADS`` when set, else
+    :data:`THREADS_PER_CPU` per CPU this process may run on (at most 64)."""
+    env = os.environ.get(ENV_THREADS, "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         n = os.cpu_count() or 1
-    return max(1, n)
+    return max(1, min(64, THREADS_PER_CPU * n))
 
 
 if _HAVE_NUMBA:

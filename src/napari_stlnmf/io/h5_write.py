@@ -24,10 +24,15 @@ CHUNK = 1 << 20
 
 
 def _threads() -> int:
+    """As the fused kernel's pool (core/_fused.worker_count), without importing torch."""
+    env = os.environ.get("STLNMF_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        n = os.cpu_count() or 1
+    return max(1, min(64, 3 * n))
 
 
 def write_array(group: h5py.Group, name: str, values: np.ndarray, level: int = 1) -> h5py.Dataset:
