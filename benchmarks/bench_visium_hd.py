@@ -377,7 +377,8 @@ def layer_cost(folder: Path, model: Path) -> dict:
     kp = fused.n_padded
     flops = x.nnz * 2 * 2 * kp  # a dot and an axpy of kp floats per nonzero, 2 flops per FMA
     ghz = _cpu_ghz()
-    peak = _fused.worker_count() * ghz * 32  # 2 FMA units x 8 float32 lanes x 2 flops
+    cores = len(os.sched_getaffinity(0))
+    peak = cores * ghz * 32  # 2 FMA units x 8 float32 lanes x 2 flops, per core
     return {
         "flops": flops,
         "peak_gflops": peak,
@@ -391,6 +392,7 @@ def layer_cost(folder: Path, model: Path) -> dict:
         "bound_s": n_bytes / 1e9 / bw,
         "ratio": per / (n_bytes / 1e9 / bw),
         "threads": _fused.worker_count(),
+        "cores": cores,
     }
 
 
@@ -451,7 +453,7 @@ def render(meta: dict, rows: list[dict], cost: dict | None) -> str:
             f"bandwidth {cost['bandwidth_gbs']:.1f} GB/s, so **{cost['ratio']:.1f}x the "
             f"bandwidth bound**; its {cost['flops'] / 1e9:.2f} GFLOP (2 FMAs per nonzero and "
             f"padded type) are {cost['flop_s'] * 1e3:.0f} ms at {cost['peak_gflops']:.0f} "
-            f"GFLOP/s (AVX2 FMA peak of {cost['threads']} cores at {cost['ghz']:.1f} GHz): "
+            f"GFLOP/s (AVX2 FMA peak of {cost['cores']} cores at {cost['ghz']:.1f} GHz): "
             f"{cost['update_s'] / cost['flop_s']:.1f}x the compute bound.",
         ]
     return "\n".join(lines) + "\n"

@@ -229,6 +229,10 @@ def write_feature_slice(outs: Path, to_spot: np.ndarray, to_microscope: np.ndarr
 
     meta = {
         "sample_id": "hdsample",
+        # what spatialdata-io's reader checks: the layout's file format and transform
+        "hd_layout_json": json.dumps(
+            {"file_format": "1.0", "transform": np.eye(3).ravel().tolist()}
+        ),
         "transform_matrices": {
             "cytassist_colrow_to_spot_colrow": np.asarray(to_spot).tolist(),
             "spot_colrow_to_cytassist_colrow": np.linalg.inv(to_spot).tolist(),

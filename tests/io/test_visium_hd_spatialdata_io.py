@@ -1,0 +1,41 @@
+"""Where spatialdata-io is installed: its Visium HD reader and ours read the same bins.
+
+An optional cross-check (spatialdata-io is not a dependency; CI does not install it):
+``pip install spatialdata-io`` in the environment, then run this file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from napari_stlnmf.io.visium_hd import read_visium_hd
+from tests.io.hd_folder import make_hd_outs, scalefactors, write_feature_slice
+
+sdio = pytest.importorskip("spatialdata_io")
+
+
+@pytest.mark.parametrize("size", [2, 8, 16])
+def test_spatialdata_io_reads_the_same_bins(tmp_path, size):
+    hd = make_hd_outs(tmp_path, sizes=(2, 8, 16), segmented=True)
+    write_feature_slice(hd.outs, np.eye(3), np.eye(3))
+    # Space Ranger also writes the run's scale factors in outs/spatial/
+    (hd.outs / "spatial" / "scalefactors_json.json").write_text(json.dumps(scalefactors(2)))
+    ours = read_visium_hd(hd.outs, bin_size=size, in_tissue_only=False)
+    sdata = sdio.visium_hd(hd.outs, dataset_id="hdsample", bin_size=size)
+    theirs = sdata.tables[f"square_{size:03d}um"]
+    # spatialdata-io keeps every barcode of the filtered matrix; we keep the same when
+    # in_tissue_only=False (in_tissue_only=True drops the extra off-tissue rows)
+    assert sorted(theirs.obs_names) == sorted(ours.obs_names)
+    theirs = theirs[list(ours.obs_names)]
+    assert list(theirs.var["gene_ids"]) == list(ours.var["gene_ids"])
+    a, b = ours.X, theirs.X
+    np.testing.assert_array_equal(
+        a.toarray() if sp.issparse(a) else a, b.toarray() if sp.issparse(b) else b
+    )
+    np.testing.assert_allclose(ours.obsm["spatial"], np.asarray(theirs.obsm["spatial"], float))
+    np.testing.assert_array_equal(ours.obs["array_row"], theirs.obs["array_row"])
+    np.testing.assert_array_equal(ours.obs["array_col"], theirs.obs["array_col"])
