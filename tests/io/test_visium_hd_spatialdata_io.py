@@ -1,7 +1,10 @@
 """Where spatialdata-io is installed: its Visium HD reader and ours read the same bins.
 
 An optional cross-check (spatialdata-io is not a dependency; CI does not install it):
-``pip install spatialdata-io`` in the environment, then run this file.
+``pip install spatialdata-io`` in the environment, then run this file. Passed with
+spatialdata-io 0.7.1 / spatialdata 0.7.3 / anndata 0.12 on 2026-12-04 (2, 8 and 16 µm).
+Segmented cells are not compared: the test folder's cells include a MultiPolygon, which
+spatialdata-io 0.7.1 does not take.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ sdio = pytest.importorskip("spatialdata_io")
 
 @pytest.mark.parametrize("size", [2, 8, 16])
 def test_spatialdata_io_reads_the_same_bins(tmp_path, size):
-    hd = make_hd_outs(tmp_path, sizes=(2, 8, 16), segmented=True)
+    hd = make_hd_outs(tmp_path, sizes=(2, 8, 16))
     write_feature_slice(hd.outs, np.eye(3), np.eye(3))
     # Space Ranger also writes the run's scale factors in outs/spatial/
     (hd.outs / "spatial" / "scalefactors_json.json").write_text(json.dumps(scalefactors(2)))
     ours = read_visium_hd(hd.outs, bin_size=size, in_tissue_only=False)
-    sdata = sdio.visium_hd(hd.outs, dataset_id="hdsample", bin_size=size)
+    sdata = sdio.visium_hd(
+        hd.outs, dataset_id="hdsample", bin_size=size, load_segmentations_only=False
+    )
     theirs = sdata.tables[f"square_{size:03d}um"]
     # spatialdata-io keeps every barcode of the filtered matrix; we keep the same when
     # in_tissue_only=False (in_tissue_only=True drops the extra off-tissue rows)
