@@ -48,5 +48,12 @@ def cpu_threads(n: int | None):
 
 
 def threads_for(work: int, device: torch.device) -> int | None:
-    """One thread for problems below ~4M nonzero x type entries on CPU, else torch's default."""
-    return 1 if device.type == "cpu" and work < 4_000_000 else None
+    """torch threads for a CPU fit: one, whatever the size (``work`` is kept for callers).
+
+    The KL layers run in the fused kernel's own thread pool (``core/_fused.py``); what is
+    left on torch (training's autograd, the Frobenius term, the fallback without numba)
+    spends its time in thousands of small ops, where torch's OpenMP team spin-waits: on a
+    50,000-bin slide the Frobenius fit took 1.5 s on one thread and on two, but 4.7 s on
+    two with one core busy, and 1.5 s on one (docs/benchmarks.md).
+    """
+    return 1 if device.type == "cpu" else None
