@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_scale_500k import run_measured, stlnmf  # the same child timing
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "seqfish_plus_cortex" / "cells.h5ad"
@@ -274,20 +275,6 @@ def write_slide(folder: Path, n_bins: int, kind: str, umis: float, seed: int) ->
 # --------------------------------------------------------------------------- runs
 
 
-def run_measured(cmd: list[str], log_file: Path) -> dict:
-    """Run ``cmd``; wall seconds, peak RSS (GiB) of that child alone, exit code."""
-    t0 = time.perf_counter()
-    with open(log_file, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    return {
-        "wall_s": time.perf_counter() - t0,
-        "peak_rss_gib": usage.ru_maxrss * 1024 / 2**30,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rc": os.waitstatus_to_exitcode(status),
-    }
-
-
 class Busy:
     """A pure-Python busy loop in its own process: it holds one core while it runs."""
 
@@ -299,10 +286,6 @@ class Busy:
     def __exit__(self, *exc):
         self.proc.kill()
         self.proc.wait()
-
-
-def stlnmf(*args) -> list[str]:
-    return [sys.executable, "-m", "napari_stlnmf.cli", *map(str, args)]
 
 
 def score(out_dir: Path, folder: Path, meta: dict) -> float:
@@ -511,8 +494,9 @@ def main(argv=None) -> int:
         log_file = folder / f"train_{machine}{i}.log"
         with Busy() if machine == "busy" else contextlib.nullcontext():
             r = run_measured(cmd, log_file)
+        text = r.pop("log")
         if r["rc"] != 0:
-            print(log_file.read_text()[-3000:])
+            print(text[-3000:])
         return r
 
     def deconvolve(machine: str, i: int, method: str = "stlnmf") -> dict:
@@ -522,6 +506,7 @@ def main(argv=None) -> int:
         cmd = stlnmf("deconvolve", *inputs, *how, "--out", out_dir, "-q", *args.extra)
         with Busy() if machine == "busy" else contextlib.nullcontext():
             r = run_measured(cmd, folder / f"deconvolve_{method}_{machine}{i}.log")
+        r.pop("log")
         r["rmse"] = score(out_dir, folder, meta) if r["rc"] == 0 else None
         if (out_dir / "run.json").exists():
             r["timings"] = json.loads((out_dir / "run.json").read_text()).get("timings", {})

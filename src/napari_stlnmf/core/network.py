@@ -235,16 +235,11 @@ class STLNMFNet(nn.Module):
         arr = u.detach().numpy()
         if warm and self.config.warm_start > 0:
             arr = _fused.run_updates(fused, arr, self.config.warm_start)
-        m = data.n_spots
-        n_sets = 1 if self.config.tied else self.config.n_layers
-        per_set = self.config.n_layers // n_sets
-        for p in range(n_sets):
-            lam = self.lambdas[p].tolist()
-            sig1, sig2 = self.sigmas[p]
-            w = graph.weights(sig1, sig2)
-            adj = graph.csr(w)
-            gw = _group_weights(self.omega_for_inference(), region_idx, self.config.group, m)
-            offset = p * per_set
+        # tied: one set of layer constants for every layer; untied: one per layer
+        per_set = self.config.n_layers if self.config.tied else 1
+        for offset in range(0, self.config.n_layers, per_set):
+            terms = self.terms(graph, region_idx, offset)
+            adj, gw = terms.adjacency, terms.group_weights
             arr = _fused.run_updates(
                 fused,
                 arr,
@@ -254,9 +249,9 @@ class STLNMFNet(nn.Module):
                     adj.col_indices().numpy(),
                     adj.values().numpy(),
                 ),
-                deg=graph.degree(w).numpy(),
+                deg=terms.deg.numpy(),
                 group_weights=None if gw is None else gw.numpy(),
-                lambdas=(lam[0], lam[1], lam[2]),
+                lambdas=(float(terms.lam1), float(terms.lam2), float(terms.lam3)),
                 callback=None if callback is None else (lambda i, o=offset: callback(o + i)),
             )
         out = torch.from_numpy(arr)
@@ -297,6 +292,7 @@ class LayerTerms:
     deg: torch.Tensor  # (m,) weighted degree
     propagate: Callable[[torch.Tensor], torch.Tensor]  # u -> A u
     group_weights: torch.Tensor | None  # (m, k) for "region", (k, k) for "literal"
+    adjacency: torch.Tensor | None = None  # A as CSR (m, m); None under autograd
 
 
 def layer_terms(
@@ -312,6 +308,7 @@ def layer_terms(
 ) -> LayerTerms:
     """Precompute a layer's constants. Without autograd, ``A u`` uses a CSR matrix (one
     fast sparse product); with autograd, an edge-list scatter whose gradient reaches w."""
+    adj = None
     if torch.is_grad_enabled() and w.requires_grad:
 
         def propagate(u):
@@ -323,7 +320,7 @@ def layer_terms(
             return adj @ u
 
     gw = _group_weights(omega, region_idx, group, m)
-    return LayerTerms(lam1, lam2, lam3, graph.degree(w), propagate, gw)
+    return LayerTerms(lam1, lam2, lam3, graph.degree(w), propagate, gw, adj)
 
 
 def _update(u, data, lam1, lam2, lam3, deg, au, gw, group, update):

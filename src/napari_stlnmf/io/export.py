@@ -188,7 +188,7 @@ def write_result_h5ad(
     # h5py's default level 4, for a file ~10 % larger; still plain gzip, readable anywhere.
     # A sparse X is deflated in parallel (io/h5_write.py): 8 s -> ~4 s on 2 cores.
     def write(tmp):
-        if x is not None and not sp.isspmatrix_csr(x) and not isinstance(x, sp.csr_array):
+        if x is not None and not (sp.issparse(x) and x.format == "csr"):
             out.X = x
         out.write_h5ad(tmp, compression="gzip", compression_opts=1)
         if out.X is None and x is not None:

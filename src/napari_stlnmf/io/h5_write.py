@@ -9,7 +9,6 @@ reader opens, byte for byte what HDF5's deflate filter would have stored.
 
 from __future__ import annotations
 
-import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,22 +16,12 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from ..core._fused import worker_count
+
 __all__ = ["write_array", "write_csr_group", "CHUNK"]
 
 #: Elements per chunk (4 MiB of int32): ~30 chunks per 100 M values, plenty for threads.
 CHUNK = 1 << 20
-
-
-def _threads() -> int:
-    """As the fused kernel's pool (core/_fused.worker_count), without importing torch."""
-    env = os.environ.get("STLNMF_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(64, 3 * n))
 
 
 def write_array(group: h5py.Group, name: str, values: np.ndarray, level: int = 1) -> h5py.Dataset:
@@ -60,7 +49,7 @@ def write_array(group: h5py.Group, name: str, values: np.ndarray, level: int = 1
             part = np.concatenate([part, np.zeros(chunk - part.shape[0], dtype=values.dtype)])
         return zlib.compress(part.tobytes(), level)
 
-    with ThreadPoolExecutor(max_workers=_threads()) as pool:
+    with ThreadPoolExecutor(max_workers=worker_count()) as pool:
         for start, blob in zip(starts, pool.map(deflate, starts)):
             ds.id.write_direct_chunk((start,), blob)
     return ds
