@@ -21,7 +21,13 @@ from .options import (
     RunOptions,
 )
 
-__all__ = ["build_parser", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+__all__ = [
+    "build_parser",
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_SOME_FAILED",
+]
 
 #: Defaults of the training options (the estimator's own).
 _DEFAULTS = RunOptions()
@@ -29,6 +35,8 @@ _DEFAULTS = RunOptions()
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+#: ``stlnmf batch``: the cohort ran, but some slides failed (run.json says which and why).
+EXIT_SOME_FAILED = 3
 
 #: Visium HD bin folders (io.hd_layout: a plain module, so the parser loads no pandas).
 HD_BIN_SIZES = BIN_SIZES
@@ -85,6 +93,38 @@ exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error, 130 i
 """
 
 
+_BATCH_DESCRIPTION = """\
+Deconvolve a cohort: every slide of a manifest against one model, one Dask distributed task
+per slide, on a local cluster of worker processes or on a running scheduler (SLURM through
+dask-jobqueue, Kubernetes, dask scheduler + dask worker). The model is trained once, on
+simulated slides of the first readable slide (as stlnmf train), unless --model gives one.
+Each slide's outputs are exactly those of stlnmf deconvolve --model. Rerunning the command
+skips the slides that are complete and redoes the rest.
+"""
+
+_BATCH_EPILOG = """\
+manifest
+  A CSV with a header: path (the slide: anything --spatial reads), optional regions (CSV
+  or label image) and optional name (the output folder's name; by default from the
+  path). Relative paths are relative to the manifest's folder.
+
+outputs (in --out DIR)
+  slides/NAME/               each slide's stlnmf deconvolve outputs (written atomically)
+  cohort_region_means.csv    slide, region, n_spots, mean proportion of each type
+  run.json                   arguments, model, cluster, each slide's status and error
+  model.safetensors          the model, when the cohort trained it (reused on a rerun)
+
+examples
+  stlnmf batch cohort.csv --reference sc.h5ad --label-key cell_type --out cohort/
+  stlnmf batch cohort.csv --model model.safetensors --out cohort/ --workers 8
+  stlnmf batch cohort.csv --model model.safetensors --out /shared/cohort \\
+         --scheduler tcp://10.0.0.5:8786
+
+exit codes: 0 every slide done, 3 some slides failed (see run.json), 2 bad input,
+1 internal error, 130 interrupted (finished slides are kept).
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (the usage stays in --help)."""
 
@@ -116,6 +156,37 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     g.add_argument(
         "--fullres-image", metavar="TIFF", help="full-resolution image of an outs/ folder"
     )
+    _add_hd_options(g)
+    _add_reference_options(
+        g,
+        "single-cell .h5ad, MTX folder or signature table"
+        + ("" if need_reference else " (optional with --model)"),
+    )
+    g.add_argument("--regions", metavar="PATH", help="regions: CSV barcode,region or label image")
+    m = _add_method_options(p)
+    m.add_argument(
+        "--method",
+        choices=METHODS,
+        default=METHODS[0],
+        help="stlnmf (default), or the baselines plainkl / nnls",
+    )
+    _add_output_options(p)
+
+
+def _add_reference_options(g, help_reference: str) -> None:
+    g.add_argument("--reference", metavar="PATH", help=help_reference)
+    g.add_argument("--label-key", metavar="KEY", help="cell-type column of the reference")
+    g.add_argument("--labels", metavar="CSV", help="cell labels for an MTX reference")
+    g.add_argument(
+        "--min-cells",
+        type=_int_at_least(0),
+        default=5,
+        metavar="N",
+        help="leave out (and report) types with fewer cells (default 5)",
+    )
+
+
+def _add_hd_options(g) -> None:
     hd = g.add_mutually_exclusive_group()
     hd.add_argument(
         "--bin-size",
@@ -130,29 +201,11 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
         metavar="UM",
         help="Visium HD: sum the 2 um bins into squares of UM um (a multiple of 2)",
     )
-    g.add_argument(
-        "--reference",
-        metavar="PATH",
-        help="single-cell .h5ad, MTX folder or signature table"
-        + ("" if need_reference else " (optional with --model)"),
-    )
-    g.add_argument("--label-key", metavar="KEY", help="cell-type column of the reference")
-    g.add_argument("--labels", metavar="CSV", help="cell labels for an MTX reference")
-    g.add_argument(
-        "--min-cells",
-        type=_int_at_least(0),
-        default=5,
-        metavar="N",
-        help="leave out (and report) types with fewer cells (default 5)",
-    )
-    g.add_argument("--regions", metavar="PATH", help="regions: CSV barcode,region or label image")
+
+
+def _add_method_options(p: argparse.ArgumentParser):
+    """The options of the method (genes, training, device, seed); returns their group."""
     m = p.add_argument_group("method")
-    m.add_argument(
-        "--method",
-        choices=METHODS,
-        default=METHODS[0],
-        help="stlnmf (default), or the baselines plainkl / nnls",
-    )
     m.add_argument(
         "--genes",
         choices=GENE_CHOICES,
@@ -212,6 +265,10 @@ def _add_inputs(p: argparse.ArgumentParser, need_reference: bool) -> None:
     )
     m.add_argument("--device", choices=DEVICES, default="auto")
     m.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    return m
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     o.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -260,6 +317,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_inputs(t, need_reference=True)
     t.add_argument("--save", metavar="MODEL", required=True, help="model file (.safetensors)")
+
+    b = sub.add_parser(
+        "batch",
+        help="deconvolve a cohort of slides (a manifest) on Dask distributed",
+        description=_BATCH_DESCRIPTION,
+        epilog=_BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("manifest", metavar="MANIFEST", help="CSV: path[,regions][,name] per slide")
+    g = b.add_argument_group("reference and model")
+    _add_reference_options(g, "single-cell reference, to train a model")
+    g.add_argument("--model", metavar="MODEL", help="a trained model (no training)")
+    _add_hd_options(g)
+    c = b.add_argument_group("cluster")
+    c.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
+    )
+    c.add_argument(
+        "--workers",
+        type=_int_at_least(1),
+        metavar="N",
+        help="worker processes of the local cluster (default: one per CPU, at most one per slide)",
+    )
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute complete slides (and retrain a model this cohort trained)",
+    )
+    _add_method_options(b)
+    b.add_argument(
+        "--fractions",
+        choices=FRACTIONS,
+        default=FRACTIONS[0],
+        help="fractions of cells (default) or of mRNA",
+    )
+    b.add_argument("--out", metavar="DIR", required=True, help="cohort folder (created)")
+    b.add_argument("--no-figure", action="store_true", help="skip each slide's proportions.png")
+    _add_output_options(b)
 
     i = sub.add_parser("info", help="describe a saved model", description="Describe a model.")
     i.add_argument("model", metavar="MODEL")

@@ -1,6 +1,6 @@
 """``stlnmf``: STL NMF deconvolution of spatial transcriptomics from the shell.
 
-The commands (``deconvolve``, ``train``, ``info``): each reads its inputs with
+The commands (``deconvolve``, ``train``, ``batch``, ``info``): each reads its inputs with
 :mod:`napari_stlnmf.io`, runs :mod:`napari_stlnmf.pipeline` and prints progress on stderr.
 The parser and help text are in :mod:`napari_stlnmf._cli_args`.
 
@@ -17,7 +17,13 @@ import traceback
 import warnings
 from pathlib import Path
 
-from ._cli_args import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, build_parser
+from ._cli_args import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SOME_FAILED,
+    build_parser,
+)
 from .io.errors import InputError, one_line
 
 __all__ = ["main", "build_parser"]
@@ -34,8 +40,10 @@ class _Log:
             print(f"[{time.perf_counter() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
-def _load_inputs(args, log: _Log, need_reference: bool):
-    """(slide AnnData, ReferenceSource or None, regions or None, slide name, sample)."""
+def _load_inputs(args, log: _Log, need_reference: bool, reference=None):
+    """(slide AnnData, ReferenceSource or None, regions or None, slide name, sample).
+    ``reference``: the reference of ``args.reference``, already read (a cohort reads it
+    once)."""
     from .io.reference import read_reference, reference_from_anndata
 
     sample = None
@@ -44,6 +52,11 @@ def _load_inputs(args, log: _Log, need_reference: bool):
 
         if args.reference:
             raise InputError("--sample brings its own reference: drop --reference")
+        hd = [
+            f"--{k.replace('_', '-')}" for k in ("bin_size", "rebin_um") if getattr(args, k, None)
+        ]
+        if hd:
+            raise InputError(f"--sample {args.sample} is not a Visium HD slide: drop {hd[0]}")
         log(f"loading bundled sample {args.sample}")
         sample = load_sample(args.sample)
         adata, name = sample.spatial, f"sample {args.sample}"
@@ -66,13 +79,13 @@ def _load_inputs(args, log: _Log, need_reference: bool):
                 kw[key] = getattr(args, key)
         adata = read_spatial(args.spatial, coords=args.coords, **kw)
         name = str(args.spatial)
-        reference, regions = None, None
-        if args.reference:
+        regions = None
+        if reference is None and args.reference:
             log(f"reading reference {args.reference}")
             reference = read_reference(
                 args.reference, args.label_key, labels=args.labels, min_cells=args.min_cells
             )
-        elif need_reference:
+        elif reference is None and need_reference:
             raise InputError("--reference is required (or --model for deconvolve)")
     if args.regions:
         from .io.regions import read_regions
@@ -145,7 +158,9 @@ def _train(args, prep, log):
     return model, time.perf_counter() - t0
 
 
-def _cmd_deconvolve(args, log: _Log) -> int:
+def _cmd_deconvolve(args, log: _Log, model=None, extra_metadata: dict | None = None) -> int:
+    """``stlnmf deconvolve``. ``model``: the model of ``args.model`` already loaded (a
+    cohort's workers get it once, not per slide); ``extra_metadata`` goes into run.json."""
     from .io.export import write_run
     from .pipeline import deconvolve
 
@@ -155,8 +170,7 @@ def _cmd_deconvolve(args, log: _Log) -> int:
     if args.save_model and not args.model:
         _check_save_path("--save-model", args.save_model)
     t_start = time.perf_counter()
-    model = None
-    if args.model:
+    if model is None and args.model:
         from .io.model_file import load_model
 
         log(f"loading model {args.model}")
@@ -177,7 +191,12 @@ def _cmd_deconvolve(args, log: _Log) -> int:
         model,
         fractions=args.fractions,
         timings={"read_seconds": round(t_read, 3), "train_seconds": round(train_s, 3)},
-        extra_metadata={"command": "deconvolve", "arguments": params, "seed": args.seed},
+        extra_metadata={
+            "command": "deconvolve",
+            "arguments": params,
+            "seed": args.seed,
+            **(extra_metadata or {}),
+        },
     )
     if sample is not None and sample.truth is not None:
         from .core.metrics import truth_metrics
@@ -235,10 +254,13 @@ def _fmt_metrics(m: dict) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in m.items())
 
 
-def _cmd_train(args, log: _Log) -> int:
+def _cmd_train(args, log: _Log, reference=None) -> int:
+    """``stlnmf train``; ``reference``: that of ``args.reference``, already read."""
     _check_device(args.device)
     _check_save_path("--save", args.save)
-    adata, reference, regions, name, _ = _load_inputs(args, log, need_reference=True)
+    adata, reference, regions, name, _ = _load_inputs(
+        args, log, need_reference=True, reference=reference
+    )
     if args.method != "stlnmf":
         raise InputError("only --method stlnmf has a model to save")
     prep = _prepare(args, adata, reference, regions, name, None, log)
@@ -246,6 +268,54 @@ def _cmd_train(args, log: _Log) -> int:
     _save_model(model, "--save", args.save)
     log(f"trained in {seconds:.1f} s; saved {args.save}")
     return 0
+
+
+#: ``stlnmf batch`` arguments that are the cohort's own, not options of each slide's run.
+_BATCH_OWN = {
+    "command",
+    "manifest",
+    "reference",
+    "label_key",
+    "model",
+    "out",
+    "scheduler",
+    "workers",
+    "force",
+    "quiet",
+    "debug",
+}
+
+
+def _cmd_batch(args, log: _Log) -> int:
+    from .cohort import run_cohort
+
+    _check_device(args.device)
+    options = {k: v for k, v in vars(args).items() if k not in _BATCH_OWN}
+    result = run_cohort(
+        args.manifest,
+        args.out,
+        reference=args.reference,
+        label_key=args.label_key,
+        model=args.model,
+        options=options,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        force=args.force,
+        progress=not args.quiet,
+        log=log,
+    )
+    st = result.summary["status"]
+    log(
+        f"{st['done']} done, {st['skipped']} skipped, {st['failed']} failed"
+        + (f", {st['not_run']} not run" if st["not_run"] else "")
+        + f"; wrote {result.out}/cohort_region_means.csv and run.json"
+    )
+    if result.interrupted:
+        print("stlnmf: interrupted; finished slides are kept, rerun to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for s in result.failed:
+        print(f"stlnmf: slide {s.name} failed: {s.error}", file=sys.stderr)
+    return EXIT_SOME_FAILED if result.failed else 0
 
 
 def _cmd_info(args, log: _Log) -> int:
@@ -280,7 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     log = _Log(getattr(args, "quiet", False))
-    commands = {"deconvolve": _cmd_deconvolve, "train": _cmd_train, "info": _cmd_info}
+    commands = {
+        "deconvolve": _cmd_deconvolve,
+        "train": _cmd_train,
+        "batch": _cmd_batch,
+        "info": _cmd_info,
+    }
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"stlnmf: warning: {message}", file=sys.stderr, flush=True)
