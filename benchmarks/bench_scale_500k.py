@@ -56,16 +56,15 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- synthetic data
 
 
-def make_inputs(folder: Path, n: int, n_genes: int, n_types: int, seed: int = 0) -> dict:
-    """Write slide.h5ad, regions.csv, reference.h5ad, crop.h5ad, crop_regions.csv."""
+def write_reference(path: Path, n_types: int, n_genes: int, seed: int):
+    """A synthetic single-cell reference (80 cells per type) as an .h5ad with
+    ``obs["cell_type"]``; returns its :func:`~napari_stlnmf.core.simulate.demo_reference`."""
     import anndata as ad
     import pandas as pd
     import scipy.sparse as sp
-    from scipy.spatial import cKDTree
 
-    from napari_stlnmf.core.simulate import demo_reference, hex_grid
+    from napari_stlnmf.core.simulate import demo_reference
 
-    rng = np.random.default_rng(seed)
     ref = demo_reference(n_types=n_types, n_genes=n_genes, cells_per_type=80, seed=seed)
     cells = sp.csr_matrix(ref.cells).astype(np.int32)
     labels = np.asarray(ref.labels).astype(str)
@@ -76,7 +75,21 @@ def make_inputs(folder: Path, n: int, n_genes: int, n_types: int, seed: int = 0)
         ),
         var=pd.DataFrame(index=list(ref.genes)),
     )
-    ref_ad.write_h5ad(folder / "reference.h5ad")
+    ref_ad.write_h5ad(path)
+    return ref
+
+
+def make_inputs(folder: Path, n: int, n_genes: int, n_types: int, seed: int = 0) -> dict:
+    """Write slide.h5ad, regions.csv, reference.h5ad, crop.h5ad, crop_regions.csv."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+    from scipy.spatial import cKDTree
+
+    from napari_stlnmf.core.simulate import hex_grid
+
+    rng = np.random.default_rng(seed)
+    ref = write_reference(folder / "reference.h5ad", n_types, n_genes, seed)
 
     rows = int(np.ceil(np.sqrt(n * 2 / np.sqrt(3))))
     cols = int(np.ceil(n / rows))

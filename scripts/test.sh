@@ -52,7 +52,8 @@ fi
 echo "== installing"
 # torch first: the pinned CPU wheel (an unpinned torch would pull the CUDA build)
 .venv/bin/pip install torch==2.13.0
-.venv/bin/pip install -e '.[testing]'
+# the spatialdata extra too: its tests (SpatialData stores in and out) run here
+.venv/bin/pip install -e '.[testing,spatialdata]'
 
 echo "== ruff"
 lint_dirs=()

@@ -59,6 +59,10 @@ inputs
                    spatial/tissue_positions.parquet) is read at 8 um bins (--bin-size 2|8|16,
                    or --rebin-um N to sum the 2 um bins into N um squares); its
                    segmented_outputs/ folder reads Space Ranger 4 cells instead.
+                   A SpatialData .zarr store: its counts table (square_008um for
+                   Visium HD, or --bin-size) and the shapes it annotates; the
+                   proportions go back into it as the table stlnmf_proportions,
+                   linked to the same shapes (--no-store-table: not).
   --reference PATH a single-cell .h5ad with raw counts and a cell-type column (--label-key),
                    a 10x MTX folder with --labels CSV, or a signature table .csv/.tsv (genes
                    in rows, one column of mean counts per cell for each type; an optional
@@ -268,6 +272,14 @@ def _add_method_options(p: argparse.ArgumentParser):
     return m
 
 
+def _add_store_table_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-store-table",
+        action="store_true",
+        help="a SpatialData store as the slide: do not add the stlnmf_proportions table to it",
+    )
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -307,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", metavar="DIR", required=True, help="output folder (created)")
     d.add_argument("--save-model", metavar="MODEL", help="also save the trained model")
     d.add_argument("--no-figure", action="store_true", help="skip proportions.png")
+    _add_store_table_option(d)
 
     t = sub.add_parser(
         "train",
@@ -356,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--out", metavar="DIR", required=True, help="cohort folder (created)")
     b.add_argument("--no-figure", action="store_true", help="skip each slide's proportions.png")
+    _add_store_table_option(b)
     _add_output_options(b)
 
     i = sub.add_parser("info", help="describe a saved model", description="Describe a model.")

@@ -204,6 +204,12 @@ def _cmd_deconvolve(args, log: _Log, model=None, extra_metadata: dict | None = N
         result.metadata["truth_metrics"] = truth_metrics(result.proportions, sample.truth)
         log("against the sample's ground truth: " + _fmt_metrics(result.metadata["truth_metrics"]))
     # all outputs or none: a failure (full disk, Ctrl-C) leaves the previous files intact
+    from .io.spatialdata_zarr import TABLE_NAME, store_of, write_proportions_table
+
+    if store_of(adata) is not None and not args.no_store_table:
+        # before run.json: a run folder with run.json is a finished run (stlnmf batch)
+        store = write_proportions_table(adata, result)
+        log(f"wrote table {TABLE_NAME} into {store}")
     write_run(out, adata, result, figure=not args.no_figure, started=t_start)
     log(f"wrote {out}/proportions.csv, region_means.csv, result.h5ad, run.json")
     return 0

@@ -713,6 +713,7 @@ def _finish(out: Path, slides, summary: dict, timings: dict, interrupted: bool) 
             "max": max(rss),
             "median": float(np.median(rss)),
         }
+    summary["peak_rss_mib_driver"] = _peak_rss_mib()
     try:
         with atomic_batch():
             from .io.atomic import atomic_write

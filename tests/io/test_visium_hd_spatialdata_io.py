@@ -1,10 +1,10 @@
-"""Where spatialdata-io is installed: its Visium HD reader and ours read the same bins.
+"""spatialdata-io's Visium HD reader and ours read the same bins; its zarr store reads
+as our bins too.
 
-An optional cross-check (spatialdata-io is not a dependency; CI does not install it):
-``pip install spatialdata-io`` in the environment, then run this file. Passed with
-spatialdata-io 0.7.1 / spatialdata 0.7.3 / anndata 0.12 on 2026-12-04 (2, 8 and 16 µm).
-Segmented cells are not compared: the test folder's cells include a MultiPolygon, which
-spatialdata-io 0.7.1 does not take.
+spatialdata-io comes with the ``spatialdata`` extra, which CI installs; without it these
+tests skip. Passed with spatialdata-io 0.7.1 / spatialdata 0.7.3 / anndata 0.12 on
+2026-12-04 (2, 8 and 16 µm). Segmented cells are not compared: the test folder's cells
+include a MultiPolygon, which spatialdata-io 0.7.1 does not take.
 """
 
 from __future__ import annotations
@@ -44,3 +44,23 @@ def test_spatialdata_io_reads_the_same_bins(tmp_path, size):
     np.testing.assert_allclose(ours.obsm["spatial"], np.asarray(theirs.obsm["spatial"], float))
     np.testing.assert_array_equal(ours.obs["array_row"], theirs.obs["array_row"])
     np.testing.assert_array_equal(ours.obs["array_col"], theirs.obs["array_col"])
+
+
+@pytest.mark.parametrize("size", [8, 16])
+def test_a_spatialdata_io_store_reads_as_our_bins(tmp_path, size):
+    """spatialdata-io's Visium HD store, written to zarr and read back by --spatial:
+    the same bins, counts and positions as our reader of the outs/ folder."""
+    from napari_stlnmf.io.spatial import read_spatial
+
+    hd = make_hd_outs(tmp_path, sizes=(2, 8, 16))
+    write_feature_slice(hd.outs, np.eye(3), np.eye(3))
+    (hd.outs / "spatial" / "scalefactors_json.json").write_text(json.dumps(scalefactors(2)))
+    ours = read_visium_hd(hd.outs, bin_size=size, in_tissue_only=False)
+    sdata = sdio.visium_hd(hd.outs, dataset_id="hd", bin_size=[8, 16])
+    store = tmp_path / "hd.zarr"
+    sdata.write(store)
+    theirs = read_spatial(store, bin_size=size if size != 8 else None)
+    assert sorted(theirs.obs_names) == sorted(ours.obs_names)
+    theirs = theirs[list(ours.obs_names)]
+    np.testing.assert_array_equal(theirs.X.toarray(), ours.X.toarray())
+    np.testing.assert_allclose(theirs.obsm["spatial"], ours.obsm["spatial"], atol=1e-6)

@@ -8,6 +8,7 @@ from pathlib import Path
 import anndata as ad
 
 from .errors import InputError
+from .spatialdata_zarr import is_spatialdata_store, read_spatialdata
 from .tables import read_h5ad_spatial, read_tables
 from .visium import read_visium
 from .visium_hd import read_visium_hd, read_visium_hd_cells, visium_hd_kind
@@ -25,7 +26,9 @@ def read_spatial(
     Parameters
     ----------
     path : str or PathLike
-        A Space Ranger ``outs/`` folder (or a folder holding ``outs/``) ->
+        A SpatialData ``.zarr`` store ->
+        :func:`~napari_stlnmf.io.spatialdata_zarr.read_spatialdata`; a Space Ranger
+        ``outs/`` folder (or a folder holding ``outs/``) ->
         :func:`~napari_stlnmf.io.visium.read_visium`; a Visium HD one (with
         ``binned_outputs/``), ``binned_outputs/`` or a bin folder ->
         :func:`~napari_stlnmf.io.visium_hd.read_visium_hd`; a ``segmented_outputs/``
@@ -56,6 +59,10 @@ def read_spatial(
     kind = visium_hd_kind(p)
     if kind == "bins":
         return read_visium_hd(p, **hd_kw, **kw)
+    if is_spatialdata_store(p):
+        if "rebin_um" in hd_kw:
+            raise InputError(f"{p}: --rebin-um applies to Space Ranger HD folders, not stores")
+        return read_spatialdata(p, bin_size=hd_kw.get("bin_size"), **kw)
     if hd_kw:
         raise InputError(
             f"{p}: not the bins of a Visium HD outs/ folder (no binned_outputs/): "

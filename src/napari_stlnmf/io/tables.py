@@ -119,6 +119,12 @@ def read_h5ad_spatial(path: str | os.PathLike) -> ad.AnnData:
         adata = ad.read_h5ad(file)
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise InputError(f"{file}: cannot read h5ad (truncated or corrupt?): {e}") from None
+    return spatial_anndata(adata, file)
+
+
+def spatial_anndata(adata: ad.AnnData, file: Path) -> ad.AnnData:
+    """Check and complete a slide held as AnnData (read from ``file``, which the errors
+    name), as :func:`read_h5ad_spatial` describes; modifies and returns ``adata``."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{file}: empty data ({adata.n_obs} spots x {adata.n_vars} genes)")
     dup = adata.obs_names[adata.obs_names.duplicated()].unique()
