@@ -1,5 +1,5 @@
-"""npe2 reader: a Space Ranger ``outs/`` folder (Visium or Visium HD) or a spatial ``.h5ad``
--> image + spots.
+"""npe2 reader: a Space Ranger ``outs/`` folder (Visium or Visium HD), a spatial ``.h5ad``
+or a SpatialData ``.zarr`` store (with the optional spatialdata package) -> image + spots.
 
 ``get_reader`` only looks at the path (cheap checks, never raises); the returned function
 reads the slide and builds the layers with :mod:`napari_stlnmf.gui.layers`.
@@ -22,6 +22,15 @@ def _is_outs(p: Path) -> bool:
         ):
             return True
     return False
+
+
+def _is_spatialdata(p: Path) -> bool:
+    """A SpatialData zarr store, where the optional spatialdata package is installed."""
+    from importlib.util import find_spec
+
+    from .io.spatialdata_zarr import is_spatialdata_store
+
+    return is_spatialdata_store(p) and find_spec("spatialdata") is not None
 
 
 def _is_spatial_h5ad(p: Path) -> bool:
@@ -52,6 +61,8 @@ def get_reader(path):
     try:
         p = Path(path)
         if p.is_dir() and _is_outs(p):
+            return read_slide
+        if p.is_dir() and _is_spatialdata(p):
             return read_slide
         if p.is_file() and p.suffix.lower() == ".h5ad" and _is_spatial_h5ad(p):
             return read_slide
