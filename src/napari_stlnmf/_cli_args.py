@@ -80,6 +80,11 @@ outputs (deconvolve, in --out DIR; written atomically, all or none)
   result.h5ad      the slide with obsm["stlnmf_proportions"], obs["stlnmf_dominant_type"]
                    and the run's parameters, genes and versions in uns["stlnmf"]
   run.json         parameters, gene overlap, genes used, timings, versions, seed
+  proportions_q05.csv, proportions_q95.csv
+                   the lower and upper bounds of each proportion's 90 % interval, in
+                   proportions.csv's layout (also obsm["stlnmf_q05"/"stlnmf_q95"] in
+                   result.h5ad and a summary in run.json); calibrated after training on
+                   simulated slides (--no-intervals: none)
   proportions.png  one map per cell type
   Proportions are fractions of cells (--fractions cells, the default: library-size
   corrected) or of mRNA (--fractions mrna); run.json and result.h5ad say which.
@@ -266,6 +271,15 @@ def _add_method_options(p: argparse.ArgumentParser):
         choices=DATA_TERMS,
         default=_DEFAULTS.data_term,
         help="Poisson/KL on raw counts (default) or the paper's Frobenius",
+    )
+    m.add_argument(
+        "--no-intervals",
+        dest="interval_slides",
+        action="store_const",
+        const=0,
+        default=_DEFAULTS.interval_slides,
+        help="skip the per-spot 90 %% intervals (proportions_q05/q95.csv; calibrated on "
+        "simulated slides after training)",
     )
     m.add_argument("--device", choices=DEVICES, default="auto")
     m.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")

@@ -1,7 +1,9 @@
 """npe2 writer for File ▸ Save Layers: napari-stlnmf Points layers -> CSV, written atomically.
 
 - A cell-type result layer (any one of them, or all: each holds the whole table) gives the
-  proportions CSV of ``stlnmf deconvolve`` (barcode, x, y, region, one column per type).
+  proportions CSV of ``stlnmf deconvolve`` (barcode, x, y, region, one column per type),
+  and, when the run has 90 % intervals, ``NAME_q05.csv`` and ``NAME_q95.csv`` beside it
+  (the files ``stlnmf deconvolve`` writes as ``proportions_q05.csv`` / ``_q95.csv``).
 - A slide's spots layer gives the per-spot table: barcode, x, y, region (as painted), total
   counts and, after a run, the proportions and the dominant type.
 - Any other single Points layer is handed to napari's own points writer, so listing this
@@ -57,6 +59,39 @@ def _spots_table(data, attributes: dict):
     return table
 
 
+def interval_paths(path) -> tuple[str, str]:
+    """Where the bounds of the 90 % intervals go beside an exported proportions CSV:
+    ``NAME_q05.csv`` and ``NAME_q95.csv`` (``proportions.csv`` -> ``proportions_q05.csv``,
+    as ``stlnmf deconvolve`` names them)."""
+    from pathlib import Path
+
+    p = Path(path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return str(p.with_name(f"{stem}_q05.csv")), str(p.with_name(f"{stem}_q95.csv"))
+
+
+def _write_with_intervals(path, table, meta: dict) -> list[str]:
+    """The proportions CSV and, when the layer has them, its interval bounds beside it:
+    all files or none."""
+    from napari_stlnmf.io.atomic import atomic_batch
+    from napari_stlnmf.io.export import write_proportions_csv
+
+    bounds = [meta.get("q05"), meta.get("q95")]
+    types = meta.get("cell_types") or []
+    written = [str(path)]
+    with atomic_batch():
+        write_proportions_csv(path, table)
+        if all(
+            b is not None and getattr(b, "shape", None) == (len(table), len(types)) for b in bounds
+        ):
+            for target, bound in zip(interval_paths(path), bounds):
+                t = table.copy()
+                t[types] = bound
+                write_proportions_csv(target, t)
+                written.append(target)
+    return written
+
+
 def write_proportions(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """Write the table of the given napari-stlnmf Points layers to ``path`` (CSV).
 
@@ -71,8 +106,7 @@ def write_proportions(path: str, layer_data: list[tuple[Any, dict, str]]) -> lis
     for data, attributes in points:
         table = _result_table(data, attributes)
         if table is not None:
-            write_proportions_csv(path, table)
-            return [str(path)]
+            return _write_with_intervals(path, table, meta_in(attributes))
     for data, attributes in points:
         table = _spots_table(data, attributes)
         if table is not None:

@@ -141,6 +141,7 @@ def _train(args, prep, log):
         warm_start=args.warm_start,
         gene_weights=args.gene_weights,
         data_term=args.data_term,
+        interval_slides=args.interval_slides,
     )
     t0 = time.perf_counter()
     try:

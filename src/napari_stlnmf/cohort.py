@@ -155,6 +155,10 @@ def cohort_options(options: dict | None) -> dict:
     bad = sorted(set(options) - (known - managed))
     if bad:
         raise InputError(f"unknown cohort option(s) {bad}; use the stlnmf deconvolve options")
+    from .options import RunOptions
+
+    if options.get("interval_slides") not in (None, 0, RunOptions().interval_slides):
+        raise InputError("interval_slides: a cohort takes 0 (--no-intervals) or the default")
     # let argparse check the values (choices, ranges) once, here, rather than per slide
     try:
         parser.parse_args(["deconvolve", "--spatial", "x", "--out", "x", *_argv(options)])
@@ -167,6 +171,9 @@ def _argv(options: dict, skip: set[str] = frozenset()) -> list[str]:
     argv: list[str] = []
     for key, value in options.items():
         if key in skip or value is None or value is False:
+            continue
+        if key == "interval_slides":  # the command line only has --no-intervals
+            argv += ["--no-intervals"] if value == 0 else []
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:

@@ -78,6 +78,8 @@ class RunOptions:
     tied: bool = _stlnmf_default("tied")
     lr: float = _stlnmf_default("lr")
     n_train_slides: int = _stlnmf_default("n_train_slides")
+    #: simulated slides the 90 % intervals are calibrated on (0: no intervals)
+    interval_slides: int = _stlnmf_default("interval_slides")
 
     def estimator_options(self, method: str = "stlnmf") -> dict:
         """The options the estimator of ``method`` takes, as keyword arguments (all of them

@@ -95,6 +95,9 @@ class DeconvolutionResult:
     metadata : dict
         Everything ``run.json`` holds.
     model : estimator
+    lower, upper : ndarray (n_spots, n_types) or None
+        The calibrated 90 % interval of each proportion (the ``fractions`` kind), from a
+        model with an interval calibration (STL NMF); None otherwise.
     """
 
     table: pd.DataFrame
@@ -104,11 +107,37 @@ class DeconvolutionResult:
     region_means: pd.DataFrame
     metadata: dict
     model: object
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+
+    def interval_table(self, which: str) -> pd.DataFrame:
+        """The proportions table with the ``"lower"`` or ``"upper"`` bounds in the type
+        columns (``proportions_q05.csv`` / ``proportions_q95.csv``)."""
+        bound = self.lower if which == "lower" else self.upper
+        if bound is None:
+            raise ValueError("this result has no intervals")
+        out = self.table.copy()
+        out[self.cell_types] = bound
+        return out
 
     @property
     def proportions(self) -> pd.DataFrame:
         """Spots x types (index = barcodes)."""
         return self.table.set_index("barcode")[self.cell_types]
+
+
+def mrna_bounds(
+    cell_fractions: np.ndarray, bound: np.ndarray, library_sizes: np.ndarray
+) -> np.ndarray:
+    """A bound of each cell fraction as a bound of the mRNA fraction: type t's mRNA fraction
+    with t at its bound and the other types at their estimates (monotone in t's share)."""
+    w = np.asarray(cell_fractions, dtype=np.float64) * np.asarray(library_sizes)[None, :]
+    rest = w.sum(1, keepdims=True) - w
+    b = np.asarray(bound, dtype=np.float64) * np.asarray(library_sizes)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(b > 0, b / (b + rest), 0.0)
+    out[~np.isfinite(w).all(1)] = np.nan
+    return out
 
 
 def mrna_fractions(cell_fractions: np.ndarray, library_sizes: np.ndarray) -> np.ndarray:
@@ -346,7 +375,7 @@ def deconvolve(
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroCountSpotsWarning)
-        cells = _transform(prepared, model)
+        cells, lower, upper = _transform(prepared, model)
     zero = [w for w in caught if issubclass(w.category, ZeroCountSpotsWarning)]
     for w in caught:
         if w not in zero:
@@ -362,6 +391,9 @@ def deconvolve(
     seconds = time.perf_counter() - t0
     types = list(prepared.reference.cell_types)
     out = cells if fractions == "cells" else mrna_fractions(cells, prepared.library_sizes)
+    if lower is not None and fractions == "mrna":
+        lower = mrna_bounds(cells, lower, prepared.library_sizes)
+        upper = mrna_bounds(cells, upper, prepared.library_sizes)
     table = proportions_table(prepared.barcodes, prepared.coords, prepared.regions, out, types)
     means = region_means(table, types)
     meta = {
@@ -380,15 +412,44 @@ def deconvolve(
         "timings": {**(timings or {}), "deconvolve_seconds": round(seconds, 3)},
         "versions": versions(),
     }
+    if lower is not None:
+        meta["uncertainty"] = interval_summary(model, lower, upper, types)
     meta.update(extra_metadata or {})
-    return DeconvolutionResult(table, types, fractions, cells, means, meta, model)
+    return DeconvolutionResult(table, types, fractions, cells, means, meta, model, lower, upper)
 
 
-def _transform(prepared: Prepared, model) -> np.ndarray:
-    """``model``'s proportions; on GPU out-of-memory, the model moves to the CPU (it stays
-    there) and the spots are deconvolved again, with a :class:`DeviceFallbackWarning`."""
+def interval_summary(model, lower: np.ndarray, upper: np.ndarray, types: list[str]) -> dict:
+    """run.json's ``uncertainty``: what the intervals are and how wide they came out."""
+    width = upper - lower
+    ok = np.isfinite(width).all(1)
+    per_type = width[ok].mean(0) if ok.any() else np.full(len(types), np.nan)
+    return {
+        "level": model.intervals_.level,
+        "method": (
+            "per-type quantiles of (truth - estimate) by depth and estimate, calibrated after "
+            "training on simulated slides of this geometry whose spots come from reference "
+            "cells held out of the signatures (core/uncertainty.py)"
+        ),
+        "files": ["proportions_q05.csv", "proportions_q95.csv"],
+        "mean_width": float(width[ok].mean()) if ok.any() else None,
+        "mean_width_per_type": {t: float(w) for t, w in zip(types, per_type)},
+    }
+
+
+def _transform(prepared: Prepared, model) -> tuple:
+    """``model``'s cell fractions and, when it has an interval calibration, their lower
+    and upper bounds (else None, None); on GPU out-of-memory, the model moves to the CPU
+    (it stays there) and the spots are deconvolved again, with a
+    :class:`DeviceFallbackWarning`."""
+
+    def run(on_cpu):
+        args = (prepared.X, prepared.coords, prepared.regions)
+        if getattr(model, "intervals_", None) is not None:
+            return model.transform_intervals(*args)
+        return model.transform(*args), None, None
+
     return _fallback.with_cpu_fallback(
-        lambda on_cpu: model.transform(prepared.X, prepared.coords, prepared.regions),
+        run,
         on_gpu=_fallback.model_device(model).type != "cpu",
         shape=prepared.X.shape,
         what="deconvolve",

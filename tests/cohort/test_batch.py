@@ -18,8 +18,6 @@ from napari_stlnmf.cli import main
 
 from .slides import TINY, write_cohort
 
-distributed = pytest.importorskip("distributed")
-
 GOOD = ["slide0", "slide1", "slide2"]
 
 

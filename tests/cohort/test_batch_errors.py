@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from napari_stlnmf.cli import main
-
-pytest.importorskip("distributed")
 
 
 def _run(argv, capsys):

@@ -10,11 +10,8 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from .slides import TINY, write_cohort
-
-pytest.importorskip("distributed")
 
 
 def _stlnmf(*argv) -> list[str]:

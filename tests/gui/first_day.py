@@ -220,6 +220,29 @@ def first_day(
     legend.grid_box.setChecked(False)
     settle(0.3)
 
+    # 5b. the 90 % intervals: CA1 selected -> the interval-width layer shows CA1, the
+    # legend its colour bar; the status bar gives a spot's proportion and interval
+    from napari_stlnmf.gui.intervals import WIDTH_LAYER, interval_column
+
+    width = viewer.layers[WIDTH_LAYER]
+    viewer.layers.selection.active = ca1
+    settle(0.2)
+    obs["width_type_after_ca1"] = width.metadata["stlnmf"]["current"]
+    width.visible = True
+    viewer.layers.selection.active = width
+    settle(0.3)
+    obs["legend_on_width"] = (legend.title.text(), legend.type_box.isVisible())
+    obs["width_values"] = width.features["interval_width"].to_numpy()
+    shot(viewer, shots, "interval_width.png")
+    width.visible = False
+    i = int(np.nanargmax(ca1.features["CA1"].to_numpy()))
+    ca1.visible = True  # napari reports only what it draws
+    settle(0.2)
+    status = ca1.get_status(tuple(ca1.data[i]), world=False)
+    obs["ca1_status"] = status if isinstance(status, str) else str(status)
+    obs["ca1_interval_feature"] = ca1.features[interval_column("CA1")].iloc[i]
+    ca1.visible = False
+
     # 6. File ▸ Save Selected Layers on a result layer, keeping the default file type
     viewer.layers.selection = {ca1}
     saved = workdir / "napari_proportions.csv"

@@ -55,6 +55,18 @@ def test_first_day_through_the_menus(make_napari_viewer, tmp_path):
     assert obs["grid_titles"] and all(
         title and visible for title, visible in obs["grid_titles"].values()
     ), obs["grid_titles"]
+    # the 90 % intervals: the width layer follows the selected type, the legend shows its
+    # bar, the status bar shows the hovered spot's interval, and Save writes the bounds
+    assert obs["width_type_after_ca1"] == "CA1"
+    title, type_box = obs["legend_on_width"]
+    assert "CA1: width of the 90 % interval" in title and type_box
+    assert np.nanmax(obs["width_values"]) > 0.01
+    assert obs["ca1_interval_feature"].startswith("[") and "CA1 90% interval" in obs["ca1_status"]
+    for suffix in ("_q05", "_q95"):
+        mine = obs["saved_csv"].with_name(f"napari_proportions{suffix}.csv")
+        assert (
+            mine.read_bytes() == obs["cli_csv"].with_name(f"proportions{suffix}.csv").read_bytes()
+        )
     # Save Selected Layers: this plugin's writer is the default file type, and the file
     # is the CLI's proportions.csv for the same slide, regions, settings and seed
     assert obs["save_filters"].startswith("STL NMF"), obs["save_filters"]

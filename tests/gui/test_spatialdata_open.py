@@ -4,13 +4,13 @@ plugin=)``), where the optional spatialdata package is installed."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from napari.layers import Image, Points
 
 from napari_stlnmf._reader import get_reader
 from napari_stlnmf.io.visium import library
+from tests.extras import optional
 
-sd = pytest.importorskip("spatialdata")
+sd = optional("spatialdata")
 
 
 def test_viewer_opens_a_store_as_image_and_spots(make_napari_viewer, tmp_path):

@@ -21,8 +21,9 @@ from napari_stlnmf.io.samples import load_sample
 from napari_stlnmf.io.spatial import read_spatial
 from napari_stlnmf.io.spatialdata_zarr import INSTANCE_COLUMN, TABLE_NAME, is_spatialdata_store
 from napari_stlnmf.io.visium import library
+from tests.extras import optional
 
-sd = pytest.importorskip("spatialdata")
+sd = optional("spatialdata")
 
 TINY = ["--epochs", "2", "--layers", "8"]
 
@@ -122,6 +123,11 @@ def test_deconvolve_writes_a_table_linked_to_the_shapes(tmp_path, capsys):
         by_id = dict(zip(t.obs["spot_id"], props.loc[t.obs_names, cell_type]))
         np.testing.assert_allclose(v[cell_type].to_numpy(), [by_id[i] for i in v.index], rtol=1e-5)
     assert json.loads(t.uns["stlnmf"])["cell_types"] == types
+    q05 = pd.read_csv(out / "proportions_q05.csv", dtype={"barcode": str}).set_index("barcode")
+    np.testing.assert_allclose(
+        t.layers["q05"], q05.loc[t.obs_names, types].to_numpy(), rtol=1e-5, atol=1e-7
+    )
+    assert (t.layers["q05"] <= t.X + 1e-6).all() and (t.X <= t.layers["q95"] + 1e-6).all()
     assert set(t.obs["dominant_type"]) <= set(types)
     # the counts table is untouched; a second run replaces ours and leaves nothing behind
     np.testing.assert_array_equal(
@@ -197,7 +203,6 @@ def test_bad_stores_are_one_clear_error(tmp_path):
 
 def test_a_cohort_of_stores(tmp_path, capsys):
     """stlnmf batch over SpatialData stores: each store gets its table."""
-    pytest.importorskip("distributed")
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     sample, _ = make_store(a)
     make_store(b)

@@ -16,9 +16,10 @@ import pytest
 import scipy.sparse as sp
 
 from napari_stlnmf.io.visium_hd import read_visium_hd
+from tests.extras import optional
 from tests.io.hd_folder import make_hd_outs, scalefactors, write_feature_slice
 
-sdio = pytest.importorskip("spatialdata_io")
+sdio = optional("spatialdata_io")
 
 
 @pytest.mark.parametrize("size", [2, 8, 16])

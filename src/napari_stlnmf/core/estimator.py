@@ -30,6 +30,7 @@ from .training_data import (
     simulation_settings,
     training_slides,
 )
+from .uncertainty import IntervalCalibration
 from .validation import (
     Check,
     Interval,
@@ -40,6 +41,27 @@ from .validation import (
     check_tensors,
     is_device_name,
 )
+
+#: Tensors of a saved model's interval calibration (absent in older model files).
+INTERVAL_TENSORS = (
+    "interval_depth_edges",
+    "interval_centres",
+    "interval_lower",
+    "interval_upper",
+    "interval_level",
+)
+
+
+#: Simulated spots the interval calibration wants at least (more slides on small slides).
+CALIBRATION_SPOTS = 6000
+
+
+def _depth(data) -> torch.Tensor:
+    """Each spot's depth, as the interval calibration sees it: the (gene-weighted) counts
+    of the KL terms, the squared norm of the Frobenius term."""
+    totals = getattr(data, "totals", None)
+    return totals if totals is not None else data.xx
+
 
 __all__ = [
     "STLNMF",
@@ -120,6 +142,11 @@ class STLNMF(_Base):
     simulation : SimulationSettings or dict of its fields, optional
     init : dict, optional
         Initial ``lambda1..3``, ``sigma1``, ``sigma2``, ``omega`` (see :class:`NetConfig`).
+    interval_slides : int >= 0, default 6
+        After training, at least this many simulated slides (spots from reference cells
+        held out of the signatures; more on small slides, up to 60, to reach 6,000 spots)
+        on which the per-spot 90 % intervals are calibrated
+        (:mod:`~napari_stlnmf.core.uncertainty`); 0: no intervals.
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
     random_state : int >= 0, default 0
 
@@ -133,6 +160,9 @@ class STLNMF(_Base):
     fit_seconds_ : float
     library_sizes_ : ndarray
         ``reference_.library_sizes``.
+    intervals_ : IntervalCalibration or None
+        The interval calibration (None with ``interval_slides=0`` or a model saved before
+        intervals existed); :meth:`transform_intervals` uses it.
     """
 
     _parameter_constraints = {
@@ -167,6 +197,7 @@ class STLNMF(_Base):
                 is_net_init, "a dict of positive " + ", ".join(INIT_FIELDS) + " (and warm_start)"
             ),
         ],
+        "interval_slides": [Interval(Integral, 0, None)],
         "device": [Check(is_device_name, "'auto', 'cpu', 'cuda' or 'cuda:N'")],
         "random_state": [Interval(Integral, 0, None)],
     }
@@ -195,6 +226,7 @@ class STLNMF(_Base):
         randomise: bool = True,
         simulation: SimulationSettings | None = None,
         init: dict | None = None,
+        interval_slides: int = 6,
         device: str = "auto",
         random_state: int = 0,
     ):
@@ -217,6 +249,7 @@ class STLNMF(_Base):
         self.randomise = randomise
         self.simulation = simulation
         self.init = init
+        self.interval_slides = interval_slides
         self.device = device
         self.random_state = random_state
 
@@ -296,26 +329,16 @@ class STLNMF(_Base):
         t0 = time.perf_counter()
 
         net = STLNMFNet(self._config(reference.n_types, len(region_labels))).to(dev)
+        where = (reference, coords, region_idx, X, rng, dev)
         history: list[dict] = []
         if self.epochs > 0:
-            train, val = training_slides(
-                reference,
-                coords,
-                region_idx,
-                X,
-                rng,
-                dev,
-                prepare=self._prepare,
-                warm=net.config.warm_start,
+            train, val = self._simulated(
+                where,
+                net,
                 epochs=self.epochs,
                 n_train_slides=self.n_train_slides,
                 n_val_slides=self.n_val_slides,
-                max_train_spots=self.max_train_spots,
-                randomise=self.randomise,
                 holdout_cells=self.holdout_cells,
-                simulation=simulation_settings(self.simulation),
-                prior=self.prior,
-                device=self.device,
             )
             # training crops are small: one thread is faster, and robust on a busy machine
             with cpu_threads(threads_for(0, dev)):
@@ -329,8 +352,13 @@ class STLNMF(_Base):
                     callback=callback,
                     should_stop=should_stop,
                 )
+        net = net.eval()
+        intervals = None
+        if self.interval_slides > 0:
+            intervals = self._calibrate_intervals(net, where)
         # only now, after a successful (not cancelled) fit, change the estimator
-        self.net_ = net.eval()
+        self.intervals_ = intervals
+        self.net_ = net
         self.reference_ = reference
         self.regions_ = region_labels
         self.pitch_ = spot_pitch(coords)
@@ -338,8 +366,79 @@ class STLNMF(_Base):
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
+    def _simulated(self, where: tuple, net, **kw):
+        """:func:`training_slides` of ``where`` = (reference, coords, region_idx, X, rng,
+        device) with this estimator's settings (``kw``: epochs, slide counts,
+        holdout_cells)."""
+        return training_slides(
+            *where,
+            prepare=self._prepare,
+            warm=net.config.warm_start,
+            max_train_spots=self.max_train_spots,
+            randomise=self.randomise,
+            simulation=simulation_settings(self.simulation),
+            prior=self.prior,
+            device=self.device,
+            **kw,
+        )
+
+    def _calibrate_intervals(self, net, where: tuple):
+        """Fit the interval calibration on fresh simulated slides whose spots come from
+        cells held out of their signatures (when the reference has cells)."""
+        # at least CALIBRATION_SPOTS simulated spots: small slides take more of them
+        per_slide = min(where[1].shape[0], self.max_train_spots)
+        n_slides = int(np.clip(-(-CALIBRATION_SPOTS // per_slide), self.interval_slides, 60))
+        draw, _ = self._simulated(
+            where,
+            net,
+            epochs=n_slides,
+            n_train_slides=1,
+            n_val_slides=0,
+            holdout_cells=True,
+        )
+        est, truth, depth = [], [], []
+        with torch.no_grad(), cpu_threads(threads_for(0, where[5])):
+            for i in range(n_slides):
+                for s in draw(i):
+                    est.append(net(s.data, s.graph, s.region_idx, u0=s.start).double().cpu())
+                    truth.append(s.truth.double().cpu())
+                    depth.append(_depth(s.data).cpu())
+        return IntervalCalibration.fit(
+            torch.cat(est).numpy(), torch.cat(truth).numpy(), torch.cat(depth).numpy()
+        )
+
     def transform(self, X, coords, regions=None, callback=None) -> np.ndarray:
         """Cell-type fractions of every spot, (m, k); NaN rows for spots with no counts."""
+        return self._run(X, coords, regions, callback)[0]
+
+    def transform_intervals(
+        self, X, coords, regions=None, callback=None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cell-type fractions with their calibrated 90 % intervals.
+
+        Returns
+        -------
+        fractions, lower, upper : ndarray (m, k)
+            ``lower <= fractions <= upper`` in [0, 1]; NaN rows for spots with no counts.
+
+        Raises
+        ------
+        ValueError
+            The model has no interval calibration (``interval_slides=0``, or saved by a
+            version without intervals): fit it again.
+        """
+        self._check_fitted()
+        if getattr(self, "intervals_", None) is None:
+            raise ValueError(
+                "this model has no interval calibration (interval_slides=0, or it was saved "
+                "by a version without intervals): fit it again"
+            )
+        props, depth = self._run(X, coords, regions, callback)
+        lower, upper = self.intervals_.intervals(props, depth)
+        return props, lower, upper
+
+    def _run(self, X, coords, regions, callback) -> tuple[np.ndarray, np.ndarray]:
+        """(fractions (m, k), depth (m,)) with NaN for spots with no counts."""
         self._validate_params(self._transform_params)
         x, sig, weights, valid = self._split(X)
         m = valid.size
@@ -358,7 +457,9 @@ class STLNMF(_Base):
         )
         with torch.no_grad(), cpu_threads(threads_for(x.nnz * sig.shape[1], dev)):
             props = self.net_(data, graph, ridx, callback=callback)
-        return self._merge(props.double().cpu().numpy(), valid)
+        depth = np.full(m, np.nan)
+        depth[valid] = _depth(data).cpu().numpy()
+        return self._merge(props.double().cpu().numpy(), valid), depth
 
     def _same_scale(self, coords) -> bool:
         # a new slide may come in other units: only reuse the fitted pitch when it matches
@@ -405,6 +506,9 @@ class STLNMF(_Base):
         tensors["gene_weights"] = torch.as_tensor(
             np.ascontiguousarray(ref.weights), dtype=torch.float64
         )
+        if getattr(self, "intervals_", None) is not None:
+            for name, arr in self.intervals_.to_arrays().items():
+                tensors[name] = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float64)
         meta = {
             "network": self.net_.config.to_dict(),
             "cell_types": list(ref.cell_types),
@@ -439,7 +543,7 @@ class STLNMF(_Base):
         if net_config.n_types != k or net_config.n_regions != len(regions):
             raise ValueError("config does not match its cell types / regions")
         expected = {"signatures": (n, k), **STLNMFNet.parameter_shapes(net_config)}
-        check_tensors(tensors, expected, optional=("gene_weights",))
+        check_tensors(tensors, expected, optional=("gene_weights", *INTERVAL_TENSORS))
         pitch = meta["pitch"]
         if pitch not in Interval(Real, 0, None, closed="neither"):
             raise ValueError(f"pitch must be a positive number, got {pitch!r}")
@@ -457,6 +561,9 @@ class STLNMF(_Base):
             raise ValueError(f"invalid network config ({exc})") from None
         net.load_state_dict({name: tensors[name].to(torch.float32) for name in net.state_dict()})
         model.net_ = net.eval()
+        model.intervals_ = IntervalCalibration.from_arrays(
+            {name: t.numpy() for name, t in tensors.items() if name in INTERVAL_TENSORS}, k
+        )
         model.reference_ = reference
         model.regions_ = list(regions)
         model.pitch_ = float(pitch)

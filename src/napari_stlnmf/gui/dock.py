@@ -366,6 +366,7 @@ class StlnmfWidget(SlideInputs, FileActions, ScrollableDock):
             result.cell_types,
             slide=spots.name,
             spot_diameter=m.get("spot_diameter"),
+            intervals=None if result.lower is None else (result.lower, result.upper),
         )
         # one result layer per event-loop turn: the viewer keeps answering meanwhile
         self._runner.drive(steps)

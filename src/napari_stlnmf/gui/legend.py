@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .intervals import set_width_type
 from .meta import DOMINANT_ROLES, Role, meta_of, role_of
 from .result_style import scaling_of
 from .results import (
@@ -203,6 +204,26 @@ class LegendWidget(ScrollableDock):
                 self.swatches.addWidget(QLabel(str(name)), i, 1)
             self.swatch_box.setVisible(True)
             return
+        if role is Role.INTERVAL_WIDTH:
+            self.type_box.blockSignals(True)
+            self.type_box.clear()
+            self.type_box.addItems(meta["cell_types"])
+            self.type_box.setCurrentText(meta.get("current", meta["cell_types"][0]))
+            self.type_box.blockSignals(False)
+            self.type_box.setVisible(True)
+            limits = layer.face_contrast_limits
+            self.title.setText(
+                f"{meta.get('current', '')}: width of the 90 % interval ({meta.get('slide', '')})"
+            )
+            self._show_bar(True)
+            self.bar.setPixmap(_pixmap(colormap_image(layer.face_colormap)))
+            self.low.setText(f"{limits[0]:.2f}")
+            self.high.setText(f"{limits[1]:.2f}")
+            self.hint.setText(
+                "q95 - q05 of each spot's proportion; the selected cell-type layer, or the "
+                "box above, picks the type"
+            )
+            return
         if role is Role.RASTER:
             cmap, limits = layer.colormap, layer.contrast_limits
             self.type_box.blockSignals(True)
@@ -229,6 +250,9 @@ class LegendWidget(ScrollableDock):
             return
         if has_raster_values(layer):
             set_raster_type(layer, name)
+            self.refresh()
+        elif role_of(layer) is Role.INTERVAL_WIDTH:
+            set_width_type(layer, name)
             self.refresh()
 
     def _set_scaling(self, index: int) -> None:

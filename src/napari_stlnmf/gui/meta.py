@@ -64,6 +64,7 @@ class Role(StrEnum):
     DOMINANT = "dominant"  #: the dominant type per spot (Points)
     RASTER = "raster"  #: the proportions of a large slide, one type at a time (Image)
     RASTER_DOMINANT = "raster_dominant"  #: the dominant type of a large slide (Labels)
+    INTERVAL_WIDTH = "interval_width"  #: width of one type's 90 % intervals (Points)
 
 
 #: Roles drawn with a colour bar (one cell type's proportion).
@@ -116,7 +117,10 @@ class ResultMeta(TypedDict, total=False):
     scaling: str  # PROPORTION, RASTER: key of results.SCALINGS
     colors: dict[str, tuple[float, float, float, float]]  # DOMINANT*: "(none)" then types
     limits: list[tuple[float, float]]  # RASTER: contrast limits per type
-    current: str  # RASTER: the type shown
+    current: str  # RASTER, INTERVAL_WIDTH: the type shown
+    widths: object  # INTERVAL_WIDTH: (n_spots, n_types) array of interval widths
+    q05: object  # PROPORTION: (n_spots, n_types) lower bounds of the 90 % intervals
+    q95: object  # PROPORTION: (n_spots, n_types) upper bounds
 
 
 class TruthMeta(TypedDict):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..io.export import BASE_COLUMNS
 from .grid import set_grid
+from .intervals import interval_column, interval_text, show_width
 from .layers import LARGE_SLIDE_SPOTS
 from .meta import (
     META,
@@ -98,6 +99,7 @@ def iter_show_results(
     per_type_limits: bool | None = None,
     fade_low: bool = True,
     large: bool | None = None,
+    intervals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator:
     """Add or update result layers for a proportions table, yielding each layer when it is
     on the canvas (adding a Points layer costs ~0.15 s in napari: a widget can add one per
@@ -127,10 +129,15 @@ def iter_show_results(
         Force (True) or forbid (False) the raster path; by default it is used above
         :data:`~napari_stlnmf.gui.layers.LARGE_SLIDE_SPOTS` spots and for Visium HD bins
         (drawn on their own grid, :mod:`.bins`).
+    intervals : (lower, upper) arrays (n_spots, n_types), optional
+        The 90 % intervals (:mod:`.intervals`): each type layer shows its spots' interval
+        in the status bar, and an interval-width layer is added. Not drawn on the raster
+        path (large slides): their intervals are in the exported files.
 
     Yields
     ------
-    layers, in cell-type order then the dominant-type layer.
+    layers, in cell-type order, then the dominant-type layer, then (with ``intervals``)
+    the interval-width layer.
     """
     missing = [c for c in (*BASE_COLUMNS, *cell_types) if c not in table.columns]
     if missing:
@@ -189,6 +196,11 @@ def iter_show_results(
             "cell_types": list(cell_types),
             "scaling": scaling,
         }
+        feats_t = features
+        if intervals is not None:
+            meta["q05"], meta["q95"] = intervals
+            feats_t = features.copy()
+            feats_t[interval_column(t)] = interval_text(intervals[0][:, j], intervals[1][:, j])
         layer = existing.get(t)
         if layer is None or layer.data.shape != points.shape:
             if layer is not None:
@@ -197,7 +209,7 @@ def iter_show_results(
                 points,
                 name=t,
                 size=size,
-                features=features,
+                features=feats_t,
                 face_color=t,
                 face_colormap=cmap,
                 face_contrast_limits=limits[j],
@@ -208,7 +220,7 @@ def iter_show_results(
             )
         else:
             layer.data = points
-            layer.features = features
+            layer.features = feats_t
             layer.size = size
             layer.face_colormap = cmap
             layer.face_contrast_limits = limits[j]
@@ -218,6 +230,12 @@ def iter_show_results(
     yield _show_dominant_points(
         viewer, points, size, features, values, cell_types, slide, dominant_opacity
     )
+    if intervals is not None:
+        lower, upper = intervals
+        yield show_width(viewer, points, size, features, lower, upper, cell_types, slide, opacity)
+    else:
+        for layer in result_layers(viewer, slide, Role.INTERVAL_WIDTH):
+            viewer.layers.remove(layer)
 
 
 def _show_dominant_points(viewer, points, size, features, values, cell_types, slide, opacity):

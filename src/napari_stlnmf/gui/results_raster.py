@@ -120,7 +120,7 @@ def show_raster(
 
     opacity, dominant_opacity = opacities
     for layer in result_layers(viewer, slide):
-        if role_of(layer) in (Role.PROPORTION, Role.DOMINANT):
+        if role_of(layer) in (Role.PROPORTION, Role.DOMINANT, Role.INTERVAL_WIDTH):
             viewer.layers.remove(layer)
     raster = _bins_raster(viewer, slide, barcodes)
     if raster is None:

@@ -24,6 +24,7 @@ __all__ = [
     "dominant_names",
     "write_run",
     "RUN_FILES",
+    "INTERVAL_FILES",
     "write_proportions_csv",
     "write_region_means_csv",
     "write_result_h5ad",
@@ -154,10 +155,12 @@ def write_result_h5ad(
     table: pd.DataFrame,
     cell_types: list[str],
     metadata: dict,
+    intervals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """The slide with its results: ``obsm["stlnmf_proportions"]`` (DataFrame, one column per
     type), ``obs["stlnmf_region"]``, ``obs["stlnmf_dominant_type"]`` and the run's
-    parameters, genes and versions in ``uns["stlnmf"]``."""
+    parameters, genes and versions in ``uns["stlnmf"]``; with ``intervals`` (lower, upper)
+    also ``obsm["stlnmf_q05"]`` and ``obsm["stlnmf_q95"]`` (the same columns)."""
     import anndata as ad
 
     # a new AnnData around the slide's parts (X, up to 10^8 counts, is shared and written
@@ -179,6 +182,11 @@ def write_result_h5ad(
     props = table[list(cell_types)].copy()
     props.index = out.obs_names
     out.obsm["stlnmf_proportions"] = props
+    if intervals is not None:
+        for key, bound in zip(("stlnmf_q05", "stlnmf_q95"), intervals):
+            out.obsm[key] = pd.DataFrame(
+                np.asarray(bound, dtype=np.float64), index=out.obs_names, columns=props.columns
+            )
     out.obs["stlnmf_region"] = pd.Categorical(np.asarray(table["region"]).astype(str))
     dominant = dominant_names(props.to_numpy(), cell_types)
     out.obs["stlnmf_dominant_type"] = pd.Categorical(dominant.astype(str))
@@ -204,6 +212,9 @@ def write_result_h5ad(
 
 #: The files of a run folder (:func:`write_run`), in the order they are written.
 RUN_FILES = ("proportions.csv", "region_means.csv", "result.h5ad", "proportions.png", "run.json")
+#: The lower and upper bounds of the 90 % intervals, beside proportions.csv and in its
+#: layout, when the model has intervals.
+INTERVAL_FILES = ("proportions_q05.csv", "proportions_q95.csv")
 
 
 def write_run(
@@ -243,8 +254,18 @@ def write_run(
         with atomic_batch():
             write_proportions_csv(out / "proportions.csv", result.table)
             write_region_means_csv(out / "region_means.csv", result.region_means)
+            intervals = None
+            if getattr(result, "lower", None) is not None:
+                intervals = (result.lower, result.upper)
+                for name, which in zip(INTERVAL_FILES, ("lower", "upper")):
+                    write_proportions_csv(out / name, result.interval_table(which))
             write_result_h5ad(
-                out / "result.h5ad", adata, result.table, result.cell_types, result.metadata
+                out / "result.h5ad",
+                adata,
+                result.table,
+                result.cell_types,
+                result.metadata,
+                intervals=intervals,
             )
             if figure:
                 write_proportion_maps(out / "proportions.png", result.table, result.cell_types)

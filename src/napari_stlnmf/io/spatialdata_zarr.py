@@ -277,7 +277,8 @@ def write_proportions_table(adata, result, *, name: str = TABLE_NAME) -> Path:
 
     Returns the store's path. The table has one row per spot (the same instance ids of
     the same shapes element, in ``obs``), ``X`` the proportions (one column per cell
-    type, NaN for spots with no counts), ``obs["dominant_type"]`` and
+    type, NaN for spots with no counts), ``layers["q05"]`` and ``layers["q95"]`` (the 90 %
+    intervals, when the run has them), ``obs["dominant_type"]`` and
     ``obs["tissue_region"]``, and the run's metadata (JSON) in ``uns["stlnmf"]``.
     """
     import json
@@ -305,6 +306,10 @@ def write_proportions_table(adata, result, *, name: str = TABLE_NAME) -> Path:
         index=adata.obs_names.astype(str),
     )
     table = ad.AnnData(X=values, obs=obs, var=pd.DataFrame(index=list(result.cell_types)))
+    if getattr(result, "lower", None) is not None:
+        # napari-spatialdata's View widget picks a table layer to colour by
+        table.layers["q05"] = np.asarray(result.lower, dtype=np.float32)
+        table.layers["q95"] = np.asarray(result.upper, dtype=np.float32)
     table.uns["stlnmf"] = json.dumps(_jsonable(result.metadata))
     table = TableModel.parse(
         table, region=origin["shapes"], region_key=region_key, instance_key=instance_key
