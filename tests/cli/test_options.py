@@ -40,6 +40,7 @@ def test_cli_choices_and_defaults_come_from_the_registry():
         ("warm_start", "warm_start"),
         ("gene_weights", "gene_weights"),
         ("data_term", "data_term"),
+        ("interval_slides", "interval_slides"),
     ]:
         for command in ("deconvolve", "train"):
             assert _action(parser, dest, command).default == getattr(defaults, field)
@@ -58,6 +59,7 @@ def test_run_options_defaults_are_the_estimators():
         "tied",
         "lr",
         "n_train_slides",
+        "interval_slides",
     }
     # the baselines have nothing to train: no options reach them
     assert RunOptions(epochs=3).estimator_options("plainkl") == {}

@@ -99,7 +99,7 @@ def test_inference_oom_moves_the_model_to_cpu(prepared, cpu_run, monkeypatch):
     real_device, real_to_cpu, real_transform = (
         fallback.model_device,
         fallback.to_cpu,
-        STLNMF.transform,
+        STLNMF._run,  # transform and transform_intervals both run through it
     )
     calls = []
 
@@ -118,7 +118,7 @@ def test_inference_oom_moves_the_model_to_cpu(prepared, cpu_run, monkeypatch):
 
     monkeypatch.setattr(fallback, "model_device", model_device)
     monkeypatch.setattr(fallback, "to_cpu", to_cpu)
-    monkeypatch.setattr(STLNMF, "transform", transform)
+    monkeypatch.setattr(STLNMF, "_run", transform)
     with pytest.warns(DeviceFallbackWarning, match="deconvolving again on the CPU") as rec:
         result = deconvolve(prepared, model)
     assert len([w for w in rec if issubclass(w.category, DeviceFallbackWarning)]) == 1
