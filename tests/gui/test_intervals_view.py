@@ -78,3 +78,35 @@ def test_save_writes_the_bounds_beside_the_proportions(make_napari_viewer, tmp_p
         got = pd.read_csv(tmp_path / name)
         assert list(got.columns) == ["barcode", "x", "y", "region", *TYPES]
         np.testing.assert_allclose(got[TYPES].to_numpy(), bound, rtol=1e-5, atol=1e-7)
+
+
+def test_large_slides_get_a_width_raster_that_follows_the_type(make_napari_viewer):
+    from napari.layers import Image
+
+    viewer = make_napari_viewer()
+    table = table_for(n=400, types=TYPES)
+    p = table[TYPES].to_numpy()
+    lower = np.clip(p - 0.05, 0, 1)
+    upper = np.clip(p + np.array([0.05, 0.1, 0.3]) * np.linspace(0.2, 1, len(p))[:, None], 0, 1)
+    layers = show_results(viewer, table, TYPES, slide="s", large=True, intervals=(lower, upper))
+    width = viewer.layers[WIDTH_LAYER]
+    assert layers[-1] is width and isinstance(width, Image) and not width.visible
+    raster = layers[0]
+    # the raster pixel under a spot holds its width, for the type the raster shows
+    i = 123
+    pos = (table["y"][i], table["x"][i])
+    w = upper - lower
+    width.visible = True  # napari reports only what it draws
+    assert np.isclose(raster.get_value(pos, world=True), p[i, 0])
+    assert np.isclose(width.get_value(pos, world=True), w[i, 0])
+    legend = viewer.window.add_plugin_dock_widget(PLUGIN, "Cell-type legend")[1]
+    viewer.layers.selection.active = raster
+    legend.type_box.setCurrentText("C")  # the raster shows C: so does the width layer
+    assert width.metadata["stlnmf"]["current"] == "C"
+    assert np.isclose(width.get_value(pos, world=True), w[i, 2])
+    viewer.layers.selection.active = width
+    assert "C: width of the 90 % interval" in legend.title.text()
+    assert legend.high.text() == f"{np.nanmax(w[:, 2]):.2f}"
+    # without intervals the width raster goes
+    show_results(viewer, table, TYPES, slide="s", large=True)
+    assert WIDTH_LAYER not in [ly.name for ly in viewer.layers]

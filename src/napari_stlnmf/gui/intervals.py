@@ -4,9 +4,10 @@
   (``[q05, q95]``), which napari's status bar and layer tooltips show next to the
   proportion of the spot under the cursor, and the bounds of every type in its metadata
   (``q05``, ``q95``) for File ▸ Save (``proportions_q05.csv`` / ``proportions_q95.csv``).
-- One Points layer, ``"90% interval width"``, colours each spot by the width of its
-  interval for one type; it follows the cell-type layer selected in the layer list, and the
-  Cell-type legend shows its colour bar and a type switch.
+- One layer, ``"90% interval width"`` (Points, or on large slides and Visium HD bins a
+  raster Image like the proportions'), colours each spot by the width of its interval for
+  one type; it follows the cell-type layer selected in the layer list (or the type the
+  raster shows), and the Cell-type legend shows its colour bar and a type switch.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ __all__ = [
     "interval_column",
     "interval_text",
     "show_width",
+    "show_width_raster",
     "set_width_type",
+    "width_colormap_and_limits",
     "follow_selection",
 ]
 
@@ -100,6 +103,52 @@ def show_width(viewer, points, size, features, lower, upper, cell_types, slide, 
     return layer
 
 
+#: Raster width layer (large slides, Visium HD bins) -> (raster, widths (n, k)); weak, as
+#: results_raster keeps its proportions: the arrays are as large as the slide.
+_WIDTH_RASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def show_width_raster(viewer, raster, placement, lower, upper, cell_types, slide, opacity):
+    """The interval-width layer of a slide drawn as a raster (an Image, one pixel per bin or
+    the nearest-spot raster of :mod:`.raster`); hidden until asked for."""
+    widths = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+    found = result_layers(viewer, slide, Role.INTERVAL_WIDTH)
+    current = meta_of(found[0]).get("current") if found else None
+    if current not in cell_types:
+        current = cell_types[0]
+    j = cell_types.index(current)
+    meta: ResultMeta = {
+        "kind": Kind.RESULT,
+        "role": Role.INTERVAL_WIDTH,
+        "slide": slide,
+        "cell_types": list(cell_types),
+        "current": current,
+    }
+    for ly in found:
+        viewer.layers.remove(ly)
+    layer = viewer.add_image(
+        raster.image(widths[:, j]),
+        name=WIDTH_LAYER,
+        colormap=WIDTH_COLORMAP,
+        contrast_limits=_width_limits(widths[:, j]),
+        interpolation2d="nearest",
+        opacity=opacity,
+        metadata={META: meta},
+        visible=False,
+        **placement,
+    )
+    _WIDTH_RASTERS[unproxied(layer)] = (raster, widths)
+    follow_selection(viewer)
+    return layer
+
+
+def width_colormap_and_limits(layer):
+    """(colormap, contrast limits) of an interval-width layer, Points or raster."""
+    if unproxied(layer) in _WIDTH_RASTERS:
+        return layer.colormap, layer.contrast_limits
+    return layer.face_colormap, layer.face_contrast_limits
+
+
 def _draw(layer, values: np.ndarray) -> None:
     feats = layer.features.copy()
     feats["interval_width"] = values
@@ -116,7 +165,14 @@ def set_width_type(layer, cell_type: str) -> None:
     if cell_type not in types or meta.get("current") == cell_type:
         return
     meta["current"] = cell_type
-    _draw(layer, np.asarray(meta["widths"])[:, types.index(cell_type)])
+    j = types.index(cell_type)
+    held = _WIDTH_RASTERS.get(unproxied(layer))
+    if held is not None:
+        raster, widths = held
+        layer.data = raster.image(widths[:, j])
+        layer.contrast_limits = _width_limits(widths[:, j])
+        return
+    _draw(layer, np.asarray(meta["widths"])[:, j])
 
 
 def follow_selection(viewer) -> None:
@@ -133,10 +189,12 @@ def follow_selection(viewer) -> None:
         if v is None:
             return
         active = v.layers.selection.active
-        if role_of(active) is not Role.PROPORTION:
+        role = role_of(active)
+        if role not in (Role.PROPORTION, Role.RASTER):
             return
         m = meta_of(active)
+        shown = m.get("cell_type") if role is Role.PROPORTION else m.get("current")
         for layer in result_layers(v, m.get("slide"), Role.INTERVAL_WIDTH):
-            set_width_type(layer, m.get("cell_type"))
+            set_width_type(layer, shown)
 
     viewer.layers.selection.events.active.connect(on_active)

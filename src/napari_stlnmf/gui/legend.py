@@ -17,8 +17,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .intervals import set_width_type
-from .meta import DOMINANT_ROLES, Role, meta_of, role_of
+from .intervals import set_width_type, width_colormap_and_limits
+from .meta import DOMINANT_ROLES, Role, meta_of, result_layers, role_of
 from .result_style import scaling_of
 from .results import (
     DEFAULT_SCALING,
@@ -211,12 +211,12 @@ class LegendWidget(ScrollableDock):
             self.type_box.setCurrentText(meta.get("current", meta["cell_types"][0]))
             self.type_box.blockSignals(False)
             self.type_box.setVisible(True)
-            limits = layer.face_contrast_limits
+            cmap, limits = width_colormap_and_limits(layer)
             self.title.setText(
                 f"{meta.get('current', '')}: width of the 90 % interval ({meta.get('slide', '')})"
             )
             self._show_bar(True)
-            self.bar.setPixmap(_pixmap(colormap_image(layer.face_colormap)))
+            self.bar.setPixmap(_pixmap(colormap_image(cmap)))
             self.low.setText(f"{limits[0]:.2f}")
             self.high.setText(f"{limits[1]:.2f}")
             self.hint.setText(
@@ -250,6 +250,8 @@ class LegendWidget(ScrollableDock):
             return
         if has_raster_values(layer):
             set_raster_type(layer, name)
+            for width in result_layers(self.viewer, self.slide, Role.INTERVAL_WIDTH):
+                set_width_type(width, name)
             self.refresh()
         elif role_of(layer) is Role.INTERVAL_WIDTH:
             set_width_type(layer, name)

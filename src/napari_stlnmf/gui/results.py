@@ -131,8 +131,8 @@ def iter_show_results(
         (drawn on their own grid, :mod:`.bins`).
     intervals : (lower, upper) arrays (n_spots, n_types), optional
         The 90 % intervals (:mod:`.intervals`): each type layer shows its spots' interval
-        in the status bar, and an interval-width layer is added. Not drawn on the raster
-        path (large slides): their intervals are in the exported files.
+        in the status bar, and an interval-width layer is added (a raster on the raster
+        path, which has no per-spot status).
 
     Yields
     ------
@@ -170,6 +170,7 @@ def iter_show_results(
             limits,
             (opacity, dominant_opacity),
             barcodes=table["barcode"].to_numpy(),
+            intervals=intervals,
         )
         return
     from ..core.graph import spot_pitch

@@ -105,6 +105,7 @@ def show_raster(
     limits,
     opacities,
     barcodes=None,
+    intervals=None,
 ):
     """Add or update the raster result layers of ``slide``; returns ``[image, labels]``.
 
@@ -112,7 +113,8 @@ def show_raster(
     ``opacities`` those of new (proportion, dominant) layers. When ``slide`` is Visium HD
     bins and ``barcodes`` (one per row of ``values``) are given, the rasters are drawn on
     the bin grid (one pixel per bin, see :mod:`.bins`); otherwise on the nearest-spot
-    raster of ``xy``.
+    raster of ``xy``. With ``intervals`` (lower, upper), a raster of interval widths is
+    added too (:mod:`.intervals`) and returned third.
     """
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -190,7 +192,16 @@ def show_raster(
             colormap=cmap,
             **placement,
         )
-    return [layer, dlayer]
+    if intervals is None:
+        for ly in result_layers(viewer, slide, Role.INTERVAL_WIDTH):
+            viewer.layers.remove(ly)
+        return [layer, dlayer]
+    from .intervals import show_width_raster
+
+    width = show_width_raster(
+        viewer, raster, placement, *intervals, list(cell_types), slide, opacity
+    )
+    return [layer, dlayer, width]
 
 
 def _place(layer, placement: dict) -> None:
