@@ -57,25 +57,31 @@ def _width_limits(widths: np.ndarray) -> tuple[float, float]:
     return 0.0, max(top, 1e-3)
 
 
-def show_width(viewer, points, size, features, lower, upper, cell_types, slide, opacity):
-    """Add or update the slide's interval-width layer (hidden until asked for); it shows
-    the first type, or the type it already showed."""
+def _width_start(viewer, lower, upper, cell_types, slide):
+    """(widths (n, k), the slide's width layers, index of the type to show, metadata): the
+    type shown stays the one an earlier width layer showed, else the first."""
     widths = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
     found = result_layers(viewer, slide, Role.INTERVAL_WIDTH)
     current = meta_of(found[0]).get("current") if found else None
     if current not in cell_types:
         current = cell_types[0]
-    j = cell_types.index(current)
-    feats = features[["barcode", "x", "y", "region"]].copy()
-    feats["interval_width"] = widths[:, j]
     meta: ResultMeta = {
         "kind": Kind.RESULT,
         "role": Role.INTERVAL_WIDTH,
         "slide": slide,
         "cell_types": list(cell_types),
         "current": current,
-        "widths": widths,
     }
+    return widths, found, cell_types.index(current), meta
+
+
+def show_width(viewer, points, size, features, lower, upper, cell_types, slide, opacity):
+    """Add or update the slide's interval-width layer (hidden until asked for); it shows
+    the first type, or the type it already showed."""
+    widths, found, j, meta = _width_start(viewer, lower, upper, cell_types, slide)
+    meta["widths"] = widths
+    feats = features[["barcode", "x", "y", "region"]].copy()
+    feats["interval_width"] = widths[:, j]
     if found and found[0].data.shape == points.shape:
         layer = found[0]
         layer.data = points
@@ -111,19 +117,7 @@ _WIDTH_RASTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def show_width_raster(viewer, raster, placement, lower, upper, cell_types, slide, opacity):
     """The interval-width layer of a slide drawn as a raster (an Image, one pixel per bin or
     the nearest-spot raster of :mod:`.raster`); hidden until asked for."""
-    widths = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
-    found = result_layers(viewer, slide, Role.INTERVAL_WIDTH)
-    current = meta_of(found[0]).get("current") if found else None
-    if current not in cell_types:
-        current = cell_types[0]
-    j = cell_types.index(current)
-    meta: ResultMeta = {
-        "kind": Kind.RESULT,
-        "role": Role.INTERVAL_WIDTH,
-        "slide": slide,
-        "cell_types": list(cell_types),
-        "current": current,
-    }
+    widths, found, j, meta = _width_start(viewer, lower, upper, cell_types, slide)
     for ly in found:
         viewer.layers.remove(ly)
     layer = viewer.add_image(
