@@ -114,8 +114,9 @@ skips the slides that are complete and redoes the rest.
 _BATCH_EPILOG = """\
 manifest
   A CSV with a header: path (the slide: anything --spatial reads), optional regions (CSV
-  or label image) and optional name (the output folder's name; by default from the
-  path). Relative paths are relative to the manifest's folder.
+  or label image), optional name (the output folder's name; by default from the path),
+  optional coords and fullres_image (per-slide --coords / --fullres-image). Relative
+  paths are relative to the manifest's folder.
 
 outputs (in --out DIR)
   slides/NAME/               each slide's stlnmf deconvolve outputs (written atomically)
@@ -352,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_BATCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("manifest", metavar="MANIFEST", help="CSV: path[,regions][,name] per slide")
+    b.add_argument(
+        "manifest",
+        metavar="MANIFEST",
+        help="CSV: path[,regions][,name][,coords][,fullres_image] per slide",
+    )
     g = b.add_argument_group("reference and model")
     _add_reference_options(g, "single-cell reference, to train a model")
     g.add_argument("--model", metavar="MODEL", help="a trained model (no training)")

@@ -184,15 +184,21 @@ def _argv(options: dict, skip: set[str] = frozenset()) -> list[str]:
 
 
 def _slide_argv(command: str, entry: SlideEntry, skip: set[str], options: dict, *tail):
-    """``stlnmf COMMAND --spatial SLIDE [--regions R] TAIL OPTIONS -q``; the Visium HD
+    """``stlnmf COMMAND --spatial SLIDE [--regions R] [--coords C] [--fullres-image F]
+    TAIL OPTIONS -q``; the Visium HD
     options only for a Visium HD slide (read_spatial refuses them elsewhere)."""
     from .io.visium_hd import visium_hd_kind
 
     if not (entry.path.exists() and visium_hd_kind(entry.path) == "bins"):
         skip = skip | _HD_ONLY
     argv = [command, "--spatial", str(entry.path)]
-    if entry.regions is not None:
-        argv += ["--regions", str(entry.regions)]
+    for flag, value in (
+        ("--regions", entry.regions),
+        ("--coords", entry.coords),
+        ("--fullres-image", entry.fullres_image),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
     return argv + [str(t) for t in tail] + _argv(options, skip) + ["-q"]
 
 

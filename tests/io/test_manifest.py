@@ -65,3 +65,25 @@ def test_slide_names():
     assert slide_name("/data/x.tsv.gz") == "x"
     assert slide_name("/data/store.zarr") == "store"
     assert slide_name("/d/p1/binned_outputs") == "p1"
+
+
+def test_per_slide_coords_and_fullres_image_reach_the_commands(tmp_path):
+    from napari_stlnmf.cohort import _deconvolve_argv, _train_argv
+
+    m = tmp_path / "m.csv"
+    m.write_text("path,coords,fullres_image\ncounts.csv,xy.csv,\nouts,,big.tif\n")
+    a, b = read_manifest(m)
+    assert a.coords == tmp_path / "xy.csv" and a.fullres_image is None
+    assert b.fullres_image == tmp_path / "big.tif" and b.coords is None
+    argv = _deconvolve_argv(a, tmp_path / "out", tmp_path / "m.safetensors", {"seed": 1})
+    assert argv[:5] == [
+        "deconvolve",
+        "--spatial",
+        str(tmp_path / "counts.csv"),
+        "--coords",
+        str(tmp_path / "xy.csv"),
+    ]
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "out" / "slides" / "counts")
+    assert argv[-3:] == ["--seed", "1", "-q"]
+    argv = _train_argv(b, tmp_path / "m.safetensors", {"fractions": "mrna"})
+    assert "--fullres-image" in argv and "--fractions" not in argv  # train has no --fractions

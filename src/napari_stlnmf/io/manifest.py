@@ -24,6 +24,8 @@ _COLUMNS = {
     "path": ("path", "spatial", "slide"),
     "regions": ("regions", "region", "regions_path"),
     "name": ("name", "slide_name", "sample", "sample_id"),
+    "coords": ("coords",),
+    "fullres_image": ("fullres_image", "fullres-image"),
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -43,12 +45,17 @@ class SlideEntry:
         Its regions (CSV or label image), absolute.
     row : int
         Line of the manifest (1 = the first row after the header), for messages.
+    coords, fullres_image : Path or None
+        ``--coords`` (a counts table's spot coordinates) and ``--fullres-image`` of the
+        slide, when the manifest has those columns.
     """
 
     name: str
     path: Path
     regions: Path | None
     row: int
+    coords: Path | None = None
+    fullres_image: Path | None = None
 
 
 def slide_name(path: str | os.PathLike) -> str:
@@ -75,10 +82,11 @@ def read_manifest(path: str | os.PathLike) -> list[SlideEntry]:
     Parameters
     ----------
     path : path to a ``.csv`` (or ``.tsv``) file with a header row. Columns: ``path``
-        (the slide; also accepted: ``spatial``, ``slide``), optional ``regions`` and
-        optional ``name`` (also ``sample``, ``sample_id``). Relative paths are relative
-        to the manifest's folder. Empty cells mean "none"; lines starting with ``#``
-        are comments.
+        (the slide; also accepted: ``spatial``, ``slide``), optional ``regions``,
+        optional ``name`` (also ``sample``, ``sample_id``), optional ``coords`` and
+        ``fullres_image`` (the ``stlnmf deconvolve`` options of those names). Relative
+        paths are relative to the manifest's folder. Empty cells mean "none"; lines
+        starting with ``#`` are comments.
 
     Returns
     -------
@@ -125,7 +133,13 @@ def read_manifest(path: str | os.PathLike) -> list[SlideEntry]:
                 f"manifest {p}, row {i}: no usable slide name from {given or raw!r}; "
                 "give one in a 'name' column"
             )
-        entries.append(SlideEntry(name, slide, _resolve(base, regions) if regions else None, i))
+        extra = {}
+        for field in ("coords", "fullres_image"):
+            value = _cell(rec.get(found[field])) if found[field] else None
+            extra[field] = _resolve(base, value) if value else None
+        entries.append(
+            SlideEntry(name, slide, _resolve(base, regions) if regions else None, i, **extra)
+        )
     seen: dict[str, int] = {}
     for e in entries:
         if e.name in seen:
