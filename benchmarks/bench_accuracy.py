@@ -233,6 +233,15 @@ def figure(name, spatial, truth, pred, out: Path) -> None:
     fig.savefig(out, dpi=80)
 
 
+def write_markdown(path: Path, lines: list[str]) -> str:
+    """Write ``lines`` as one markdown file (creating its folder), print it and return it."""
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    return text
+
+
 def all_names() -> list[str]:
     shared = sorted(p.name for p in BENCH.glob("*") if (p / "truth.csv").exists())
     shallow = sorted(p.name for p in SHALLOW.glob("*_shallow") if (p / "truth.csv").exists())

@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import all_names, load
+from bench_accuracy import all_names, load, write_markdown
 
 from napari_stlnmf.io.reference import reference_from_anndata
 from napari_stlnmf.options import RunOptions
@@ -180,10 +180,7 @@ def main(argv=None) -> int:
             f"{r['rmse']:.4f} | {r['calibration_share_of_training']:+.0%} | "
             f"{r['lookup_share_of_inference']:+.0%} |"
         )
-    text = "\n".join(lines) + "\n"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(text)
+    write_markdown(OUT, lines)
     return 0
 
 
