@@ -39,10 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_accuracy import all_names, load, write_markdown
+from bench_uncertainty import with_truth
 
-from napari_stlnmf.core import estimator as est_mod
 from napari_stlnmf.core import simulate
 from napari_stlnmf.core.uncertainty import IntervalCalibration
+from napari_stlnmf.core.validation import check_regions
 from napari_stlnmf.io.reference import reference_from_anndata
 from napari_stlnmf.pipeline import prepare, train
 
@@ -82,40 +83,18 @@ def type_mismatch(size_sigma: float, gene_sigma: float):
 
 
 def calibration_spots(model, prep, seed: int, prior=None) -> tuple[np.ndarray, ...]:
-    """(estimate, truth, depth) of fresh calibration slides, drawn as the model's own
-    calibration draws them (``model._calibrate_intervals``) with ``prior`` if given."""
-    lookup = {r: i for i, r in enumerate(model.regions_)}
-    regions = prep.regions if prep.regions is not None else np.zeros(prep.X.shape[0])
-    region_idx = np.array([lookup[r] for r in np.asarray(regions).tolist()], dtype=np.int64)
+    """(estimate, truth, depth) of fresh calibration slides, drawn by the model's own
+    calibration (``model._calibration_spots``) from ``seed``, with ``prior`` if given."""
+    region_idx = model._region_index(check_regions(prep.regions, prep.X.shape[0]))
     coords = np.asarray(prep.coords, dtype=np.float64)
-    where = (model.reference_, coords, region_idx, prep.X, np.random.default_rng(seed), None)
-    where = (*where[:5], torch.device("cpu"))
+    where = (model.reference_, coords, region_idx, prep.X, np.random.default_rng(seed))
     saved = model.prior
     if prior is not None:
         model.prior = prior
     try:
-        per_slide = min(coords.shape[0], model.max_train_spots)
-        n_slides = int(
-            np.clip(-(-est_mod.CALIBRATION_SPOTS // per_slide), model.interval_slides, 60)
-        )
-        draw, _ = model._simulated(
-            where,
-            model.net_,
-            epochs=n_slides,
-            n_train_slides=1,
-            n_val_slides=0,
-            holdout_cells=True,
-        )
-        est, truth, depth = [], [], []
-        with torch.no_grad():
-            for i in range(n_slides):
-                for s in draw(i):
-                    est.append(model.net_(s.data, s.graph, s.region_idx, u0=s.start).double())
-                    truth.append(s.truth.double())
-                    depth.append(est_mod._depth(s.data).double())
+        return model._calibration_spots(model.net_, (*where, torch.device("cpu")))
     finally:
         model.prior = saved
-    return tuple(torch.cat(a).numpy() for a in (est, truth, depth))
 
 
 def exact_in_sample(cal: IntervalCalibration, est, truth, depth, level=0.9):
@@ -149,15 +128,7 @@ def score(model, prep, truth, cal) -> dict:
     u, lo, hi = model.transform_intervals(
         prep.X.tocsr().astype(np.float64), prep.coords, prep.regions
     )
-    types = [t for t in truth.columns if t in model.reference_.cell_types]
-    cols = [model.reference_.cell_types.index(t) for t in types]
-    pos = {b: i for i, b in enumerate(prep.barcodes)}
-    keep = [b for b in truth.index if b in pos]
-    rows = np.array([pos[b] for b in keep])
-    tr = truth.loc[keep, types].to_numpy(dtype=np.float64)
-    ok = np.isfinite(u[rows]).all(1)
-    tr, e = tr[ok], u[rows][ok][:, cols]
-    lo, hi = lo[rows][ok][:, cols], hi[rows][ok][:, cols]
+    tr, e, lo, hi = with_truth(model, prep, truth, u, lo, hi)
     inside = (tr >= lo - 1e-9) & (tr <= hi + 1e-9)
     per_type = inside[:, tr.mean(0) >= 0.05].mean(0)
     read = (tr > 0.05) | (e > 0.05)
@@ -178,15 +149,11 @@ def one_set(name: str, seed: int) -> dict[str, dict]:
         model = train(prep, method="stlnmf", seed=seed, device="cpu")
         shipped = model.intervals_
         u = model.transform(prep.X.tocsr().astype(np.float64), prep.coords, prep.regions)
-        region_of = np.asarray(
-            prep.regions if prep.regions is not None else np.zeros(len(u))
-        ).tolist()
+        region_idx = model._region_index(check_regions(prep.regions, len(u)))
         ok = np.isfinite(u).all(1)
+        n_regions = len(model.regions_)
         centre = np.stack(
-            [
-                np.clip(u[ok & (np.array([x == r for x in region_of]))], 0, None).mean(0)
-                for r in model.regions_
-            ]
+            [np.clip(u[ok & (region_idx == i)], 0, None).mean(0) for i in range(n_regions)]
         )
         redraw = calibration_spots(model, prep, seed + 1)
         net = calibration_spots(model, prep, seed + 1, prior=centre)

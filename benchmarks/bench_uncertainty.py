@@ -35,6 +35,19 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "uncertainty.md"
 
 
+def with_truth(model, prep, truth, u, *arrays) -> list[np.ndarray]:
+    """The truth and ``u`` (then each of ``arrays``, spots x model types) on the spots and
+    types the truth has, dropping spots the model left NaN."""
+    types = [t for t in truth.columns if t in model.reference_.cell_types]
+    cols = [model.reference_.cell_types.index(t) for t in types]
+    pos = {b: i for i, b in enumerate(prep.barcodes)}
+    keep = [b for b in truth.index if b in pos]
+    rows = [pos[b] for b in keep]
+    ok = np.isfinite(u[rows]).all(1)
+    tr = truth.loc[keep, types].to_numpy(dtype=np.float64)[ok]
+    return [tr, *(a[rows][ok][:, cols] for a in (u, *arrays))]
+
+
 def one_set(name: str, seed: int) -> dict:
     spatial, ref_adata, regions, truth = load(name)
     with warnings.catch_warnings():
@@ -60,22 +73,14 @@ def one_set(name: str, seed: int) -> dict:
         u, lo, hi = model.transform_intervals(x, prep.coords, prep.regions)
         t_int = time.perf_counter() - t0
     assert np.array_equal(point, u, equal_nan=True)
-    types = [t for t in truth.columns if t in model.reference_.cell_types]
-    cols = [model.reference_.cell_types.index(t) for t in types]
-    pos = {b: i for i, b in enumerate(prep.barcodes)}
-    keep = [b for b in truth.index if b in pos]
-    rows = [pos[b] for b in keep]
-    tr = truth.loc[keep, types].to_numpy(dtype=np.float64)
-    ok = np.isfinite(u[rows]).all(1)
-    tr, est = tr[ok], u[rows][ok][:, cols]
-    lo, hi = lo[rows][ok][:, cols], hi[rows][ok][:, cols]
+    tr, est, lo, hi = with_truth(model, prep, truth, u, lo, hi)
     inside = (tr >= lo - 1e-9) & (tr <= hi + 1e-9)
     common = tr.mean(0) >= 0.05
     per_type = inside[:, common].mean(0)
     row = {
         "set": name,
         "seed": seed,
-        "spots": int(ok.sum()),
+        "spots": len(tr),
         "coverage": float(inside.mean()),
         "coverage_truth_above_0": float(inside[tr > 0].mean()),
         "lowest_common_type": float(per_type.min()),

@@ -385,6 +385,11 @@ class STLNMF(_Base):
     def _calibrate_intervals(self, net, where: tuple):
         """Fit the interval calibration on fresh simulated slides whose spots come from
         cells held out of their signatures (when the reference has cells)."""
+        return IntervalCalibration.fit(*self._calibration_spots(net, where))
+
+    def _calibration_spots(self, net, where: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(estimate, truth, depth) of the calibration slides of ``where`` (see
+        :meth:`_simulated`), one row per simulated spot."""
         # at least CALIBRATION_SPOTS simulated spots: small slides take more of them
         per_slide = min(where[1].shape[0], self.max_train_spots)
         n_slides = int(np.clip(-(-CALIBRATION_SPOTS // per_slide), self.interval_slides, 60))
@@ -403,9 +408,7 @@ class STLNMF(_Base):
                     est.append(net(s.data, s.graph, s.region_idx, u0=s.start).double().cpu())
                     truth.append(s.truth.double().cpu())
                     depth.append(_depth(s.data).cpu())
-        return IntervalCalibration.fit(
-            torch.cat(est).numpy(), torch.cat(truth).numpy(), torch.cat(depth).numpy()
-        )
+        return torch.cat(est).numpy(), torch.cat(truth).numpy(), torch.cat(depth).numpy()
 
     def transform(self, X, coords, regions=None, callback=None) -> np.ndarray:
         """Cell-type fractions of every spot, (m, k); NaN rows for spots with no counts."""
