@@ -365,6 +365,11 @@ class _IgnoreInterrupt(WorkerPlugin):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _quiet_distributed_logs() -> None:
+    """Run on each local worker before the cluster closes: only critical Dask messages."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 class _Cluster:
     """A Dask client on a new LocalCluster or on a running scheduler; closes both."""
 
@@ -410,6 +415,13 @@ class _Cluster:
         return len(self.client.scheduler_info().get("workers", {}))
 
     def close(self) -> None:
+        if self.cluster is not None:
+            # on a busy machine a worker's heartbeat can race the scheduler's shutdown and
+            # print a traceback after the run's own last line: our own workers go quiet first
+            try:
+                self.client.run(_quiet_distributed_logs, on_error="ignore")
+            except Exception:  # a worker already gone must not stop the close
+                pass
         try:
             self.client.close(timeout=10)
         finally:
